@@ -1,0 +1,104 @@
+"""``op.create_dataset()``: create the BigQuery dataset when it is missing.
+
+Online it calls the datasets API the way ``bq mk --dataset
+--location=LOCATION PROJECT:DATASET`` does, tolerating an existing dataset,
+so an interrupted upgrade can be re-run. Offline (``--sql``) it prints the
+equivalent idempotent DDL, ``CREATE SCHEMA IF NOT EXISTS ... OPTIONS(location=...)``. The
+project, dataset and location come from the :class:`~bqrepo.settings.Settings`
+that ``env.py`` hands to the migration context, so a revision never hard-codes
+them. On DuckDB there is no dataset (tables live in the file), so the
+operation does nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.autogenerate import renderers
+from alembic.autogenerate.api import AutogenContext
+from alembic.operations import MigrateOperation, Operations
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import ExecutableDDLElement
+
+from bqrepo.engine import client_of
+from bqrepo.settings import ConfigurationError, Settings
+
+__all__ = ["CreateDataset", "CreateDatasetOp", "ensure_dataset"]
+
+_LOCATION_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+class CreateDataset(ExecutableDDLElement):
+    """``CREATE SCHEMA IF NOT EXISTS `project`.`dataset` OPTIONS(location=...)``."""
+
+    def __init__(self, project: str, dataset: str, location: str) -> None:
+        if not _LOCATION_RE.match(location):
+            raise ConfigurationError(
+                f"BIGQUERY_LOCATION={location!r} is not a BigQuery location such as US, EU "
+                "or europe-west1"
+            )
+        self.project = project
+        self.dataset = dataset
+        self.location = location
+
+
+@compiles(CreateDataset, "bigquery")
+def _compile_create_dataset(element: CreateDataset, compiler: Any, **kw: Any) -> str:
+    quote = compiler.preparer.quote_identifier
+    location = compiler.sql_compiler.render_literal_value(element.location, sa.String())
+    return (
+        f"CREATE SCHEMA IF NOT EXISTS {quote(element.project)}.{quote(element.dataset)} "
+        f"OPTIONS(location={location})"
+    )
+
+
+def ensure_dataset(bind: sa.engine.Connection | Any, settings: Settings) -> None:
+    """Create the configured dataset if missing; a no-op off BigQuery.
+
+    ``bind`` is a connection, or Alembic's ``impl`` (anything with
+    ``execute`` and ``dialect``). Online, the dataset is created through the
+    API exactly as ``bq mk --dataset --location=...`` does; offline
+    (``--sql``) the equivalent DDL is printed instead.
+    """
+    if bind.dialect.name != "bigquery":
+        return
+    element = CreateDataset(settings.bigquery_project, settings.bigquery_dataset, settings.location)
+    if getattr(bind, "as_sql", False):
+        bind.execute(element)
+        return
+    from google.cloud import bigquery
+
+    connection = bind if isinstance(bind, sa.engine.Connection) else bind.connection
+    client = client_of(connection)
+    dataset = bigquery.Dataset(f"{element.project}.{element.dataset}")
+    dataset.location = element.location
+    client.create_dataset(dataset, exists_ok=True)
+
+
+@Operations.register_operation("create_dataset")
+class CreateDatasetOp(MigrateOperation):
+    """Create the dataset the tables live in.
+
+    It has no reverse on purpose: dropping the dataset would also drop
+    ``alembic_version``, which Alembic still writes to after the last
+    downgrade step. ``downgrade base`` removes the tables and keeps the dataset.
+    """
+
+    @classmethod
+    def create_dataset(cls, operations: Operations) -> None:
+        """Create the configured dataset if it does not exist."""
+        operations.invoke(cls())
+
+
+@Operations.implementation_for(CreateDatasetOp)
+def _create_dataset(operations: Operations, operation: CreateDatasetOp) -> None:
+    context = operations.migration_context
+    settings: Settings = context.opts["bqrepo_settings"]
+    ensure_dataset(context.impl, settings)
+
+
+@renderers.dispatch_for(CreateDatasetOp)
+def _render_create_dataset(autogen_context: AutogenContext, op: CreateDatasetOp) -> str:
+    return "op.create_dataset()"

@@ -1,0 +1,1 @@
+"""Test support that users of bqrepo can reuse: the local BigQuery stand-in."""

@@ -1,0 +1,68 @@
+"""Alembic environment for bqrepo: metadata from ``bqrepo.schema``, backend from settings.
+
+The backend is whatever :func:`bqrepo.settings.load_settings` says (or the
+``Settings`` the caller put in ``config.attributes``): the embedded DuckDB
+file by default, BigQuery for ``BQREPO_URL=bigquery://PROJECT/DATASET``.
+"""
+
+from __future__ import annotations
+
+from logging.config import fileConfig
+
+from alembic import context
+
+import bqrepo.alembic_ext  # noqa: F401  registers op.create_dataset() and friends
+from bqrepo.alembic_ext import ensure_dataset
+from bqrepo.engine import create_engine
+from bqrepo.schema import metadata
+from bqrepo.settings import Settings, load_settings
+
+config = context.config
+if config.config_file_name is not None and not config.attributes.get("bqrepo_settings"):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+settings: Settings = config.attributes.get("bqrepo_settings") or load_settings()
+
+common = dict(
+    target_metadata=metadata,
+    compare_type=True,
+    bqrepo_settings=settings,
+)
+
+
+def run_migrations_offline() -> None:
+    """Print the DDL. Builds the dialect from the URL; needs no credentials."""
+    context.configure(url=settings.sqlalchemy_url, literal_binds=True, **common)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Apply migrations. ``alembic_version`` lives in the dataset, so the dataset
+    must exist before Alembic looks for that table; the first revision's
+    ``op.create_dataset()`` makes the same call, idempotently, so that the
+    offline DDL is complete too."""
+    connectable = config.attributes.get("connection")
+    if connectable is not None:
+        _run(connectable)
+        return
+    engine = create_engine(settings)
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+    finally:
+        engine.dispose()
+
+
+def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    ensure_dataset(connection, settings)
+    context.configure(connection=connection, **common)
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,99 @@
+"""Settings: defaults, environment, Django, validation; the engine: lazy and logged."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from bqrepo.engine import create_engine
+from bqrepo.settings import ConfigurationError, Settings, load_settings
+
+
+def test_defaults_mean_embedded_duckdb_in_the_working_directory() -> None:
+    settings = load_settings({})
+    assert settings.backend == "duckdb"
+    assert settings.project_id == "venezuelawatch-dev"
+    assert settings.dataset == "venezuelawatch_analytics"
+    assert settings.location == "US"
+    assert str(settings.sqlalchemy_url) == "duckdb:///bqrepo.duckdb"
+    assert settings.describe() == "DuckDB file bqrepo.duckdb"
+
+
+def test_environment_selects_bigquery() -> None:
+    settings = load_settings(
+        {
+            "BQREPO_URL": "bigquery://prod-project/analytics",
+            "BIGQUERY_LOCATION": "EU",
+            "BIGQUERY_EMULATOR_HOST": "",
+        }
+    )
+    assert settings.backend == "bigquery"
+    assert (settings.bigquery_project, settings.bigquery_dataset) == ("prod-project", "analytics")
+    assert settings.emulator_host is None
+    assert settings.describe() == "BigQuery prod-project.analytics (EU)"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GCP_PROJECT_ID": "Bad_Project"}, "GCP_PROJECT_ID='Bad_Project' is not a valid"),
+        ({"BIGQUERY_DATASET": "my-dataset"}, "BIGQUERY_DATASET='my-dataset' is not a valid"),
+        ({"BQREPO_URL": "bigquery://ok-project/bad;drop"}, "BQREPO_URL dataset='bad;drop'"),
+        ({"BQREPO_URL": "bigquery:///analytics"}, "BQREPO_URL project=''"),
+        ({"BQREPO_URL": "postgresql://x/y"}, "BQREPO_URL uses 'postgresql'"),
+    ],
+)
+def test_invalid_names_fail_clearly(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(env)
+
+
+def test_django_settings_are_read_and_environment_wins() -> None:
+    """Run in a subprocess: configuring Django is process-global."""
+    code = (
+        "from django.conf import settings\n"
+        "settings.configure(BIGQUERY_DATASET='from_django', GCP_PROJECT_ID='django-project')\n"
+        "from bqrepo.settings import load_settings\n"
+        "print(load_settings({}).dataset, load_settings({}).project_id,\n"
+        "      load_settings({'BIGQUERY_DATASET': 'from_env'}).dataset)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["from_django", "django-project", "from_env"]
+
+
+def test_import_connects_to_nothing() -> None:
+    """Importing every module with sockets disabled must succeed."""
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise AssertionError('network used at import')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "import bqrepo, bqrepo.schema, bqrepo.engine, bqrepo.migrate, bqrepo.alembic_ext\n"
+        "from bqrepo.engine import create_engine\n"
+        "from bqrepo.settings import Settings\n"
+        "create_engine(Settings(url='bigquery://some-project/ds', emulator_host='127.0.0.1:9'))\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_backend_is_logged_once_on_first_connection(
+    duckdb_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = create_engine(duckdb_settings)
+    with caplog.at_level(logging.INFO, logger="bqrepo"):
+        assert not caplog.records
+        for _ in range(3):
+            with engine.connect():
+                pass
+        engine.dispose()
+        with engine.connect():
+            pass
+    messages = [r.getMessage() for r in caplog.records if r.name == "bqrepo"]
+    assert messages == [f"bqrepo backend: {duckdb_settings.describe()}"]
