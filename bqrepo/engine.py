@@ -67,6 +67,15 @@ def client_of(connection: sa.engine.Connection) -> Any:
     return connection.connection.driver_connection._client
 
 
+def _duckdb_utc(dbapi_connection: Any, _record: Any) -> None:
+    """Make DuckDB's TIMESTAMPTZ arithmetic, truncation and results UTC, as BigQuery's are.
+
+    DuckDB otherwise uses the machine's time zone for ``date_trunc`` on
+    TIMESTAMPTZ and for the datetimes it returns.
+    """
+    dbapi_connection.execute("SET TimeZone = 'UTC'")
+
+
 def create_engine(settings: Settings | None = None, **kwargs: Any) -> Engine:
     """An engine for ``settings`` (default: :func:`load_settings`).
 
@@ -84,6 +93,8 @@ def create_engine(settings: Settings | None = None, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {}).update(connect_args)
         kwargs.setdefault("location", settings.location)
     engine = sa.create_engine(url, **kwargs)
+    if settings.backend == "duckdb":
+        event.listen(engine, "connect", _duckdb_utc)
     description = settings.describe()
     event.listen(
         engine,

@@ -97,3 +97,12 @@ def test_backend_is_logged_once_on_first_connection(
             pass
     messages = [r.getMessage() for r in caplog.records if r.name == "bqrepo"]
     assert messages == [f"bqrepo backend: {duckdb_settings.describe()}"]
+
+
+def test_duckdb_sessions_run_in_utc(duckdb_settings: Settings) -> None:
+    engine = create_engine(duckdb_settings)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT current_setting('TimeZone')").scalar() == "UTC"
+    finally:
+        engine.dispose()
