@@ -11,8 +11,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
-import bqrepo.alembic_ext  # noqa: F401  registers op.create_dataset() and friends
-from bqrepo.alembic_ext import ensure_dataset
+# Importing the extension registers op.create_dataset(), op.set_clustering(),
+# op.set_table_options(), op.change_partitioning() and the BigQuery comparator.
+from bqrepo.alembic_ext import AUTOGENERATE_PLUGINS, ensure_dataset
 from bqrepo.engine import create_engine
 from bqrepo.schema import metadata
 from bqrepo.settings import Settings, load_settings
@@ -24,8 +25,11 @@ if config.config_file_name is not None and not config.attributes.get("bqrepo_set
 settings: Settings = config.attributes.get("bqrepo_settings") or load_settings()
 
 common = dict(
-    target_metadata=metadata,
+    # A caller may compare against other metadata (the tests' changed copies do).
+    target_metadata=config.attributes.get("bqrepo_metadata", metadata),
     compare_type=True,
+    # Alembic's own comparisons, plus partitioning, clustering and options on BigQuery.
+    autogenerate_plugins=AUTOGENERATE_PLUGINS,
     bqrepo_settings=settings,
 )
 

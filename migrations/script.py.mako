@@ -9,7 +9,7 @@ from typing import Sequence, Union
 
 from alembic import op
 import sqlalchemy as sa
-% if "TimePartitioning(" in (upgrades or "") + (downgrades or ""):
+% if "TimePartitioning(" in (upgrades or "") + (downgrades or "") and "import TimePartitioning" not in (imports or ""):
 from google.cloud.bigquery import TimePartitioning
 % endif
 ${imports if imports else ""}

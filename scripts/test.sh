@@ -5,4 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
 # Installs local-bigquery into its own Python >= 3.13 venv; fails loudly if it cannot.
 .venv/bin/python -m bqrepo.testing.standin install
+# The back-fill tests read a real PostgreSQL 15 (Debian's package); they fail, never skip, without it.
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ] && [ -z "${BQREPO_PG_BINDIR:-}" ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null
+fi
 exec .venv/bin/python -m pytest "$@"

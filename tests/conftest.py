@@ -59,3 +59,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") and _skipped and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         print(f"\nCI forbids skipped tests; skipped: {_skipped}")
+
+
+# --- PostgreSQL source for the back-fill tests (issue 5) --------------------
+
+
+@pytest.fixture(scope="session")
+def legacy_postgres():  # type: ignore[no-untyped-def]
+    """A real PostgreSQL 15 on 127.0.0.1 with the Django-like schema and data.
+
+    Fails (never skips) when PostgreSQL cannot start; yields (server, row counts).
+    """
+    from bqrepo.testing.django_source import load_sample
+    from bqrepo.testing.postgres import LocalPostgres, PostgresError
+
+    server = LocalPostgres()
+    try:
+        server.start()
+    except PostgresError as exc:
+        pytest.fail(f"PostgreSQL 15 could not start: {exc}", pytrace=False)
+    try:
+        counts = load_sample(server.url)
+        yield server, counts
+    finally:
+        server.stop()

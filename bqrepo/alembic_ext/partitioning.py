@@ -1,0 +1,486 @@
+"""``op.change_partitioning()``: rebuild a table under a new time partitioning.
+
+BigQuery cannot change a table's partitioning in place, and a job may modify
+at most 4,000 partitions. The operation therefore rebuilds the table, in two
+phases, each step idempotent and its progress readable from what exists, so
+that running the migration again after an interruption finishes the job:
+
+1. create ``<table>__bqrepo_repartition`` with the new partitioning (and the
+   old table's schema, clustering, description, labels and
+   require_partition_filter), through the API so column modes and
+   descriptions are kept exactly;
+2. copy the rows into it in chunks of at most ``max_partitions_per_job``
+   partitions of the new spec (``INSERT ... SELECT ... WHERE col >= @lo AND
+   col < @hi``), then verify each chunk: row count, ``BIT_XOR`` and ``SUM``
+   of ``FARM_FINGERPRINT(TO_JSON_STRING(row))`` must be equal on both sides.
+   A chunk that already matches is skipped; a partly copied one is deleted
+   and copied again;
+3. only when every chunk verified, drop the old table;
+4. create the table under its own name with the new spec and copy the rows
+   back from the staging table, chunked and verified the same way;
+5. drop the staging table.
+
+State on re-run: the old table with the old spec means phase 1 (1-3); no
+table but a staging table means phase 2 from step 4; the new spec plus a
+staging table means step 4 was interrupted. A table already in the new spec
+with no staging table means there is nothing to do.
+
+Every query filters on the new partition column with a filter BigQuery can
+prune by, so tables with ``require_partition_filter`` can be read. When the
+partition column itself changes and the old table requires a partition
+filter, that requirement is switched off on the old table (which is dropped
+at the end) and restored if the copy fails.
+
+Offline (``--sql``) the operation cannot run: the chunks depend on the data
+and the verification on query results. It prints a comment saying so.
+Writers must be paused while it runs: rows written to the old table after
+their chunk was copied would be lost (verification catches those written
+before it checks).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.autogenerate import renderers
+from alembic.autogenerate.api import AutogenContext
+from alembic.operations import MigrateOperation, Operations
+from google.cloud.bigquery import TimePartitioning
+
+from bqrepo.alembic_ext import live
+from bqrepo.table_options import (
+    MAX_PARTITIONS,
+    MAX_PARTITIONS_MODIFIED_PER_JOB,
+    PartitionLimitWarning,
+    SchemaError,
+    check_partitioning,
+)
+
+__all__ = ["STAGING_SUFFIX", "ChangePartitioningOp", "RepartitionError", "UNKNOWN"]
+
+log = logging.getLogger("bqrepo.alembic_ext")
+
+STAGING_SUFFIX = "__bqrepo_repartition"
+# BigQuery puts values outside these dates into the __UNPARTITIONED__ partition.
+_FIRST_PARTITIONED_DAY = dt.date(1960, 1, 1)
+_LAST_PARTITIONED_DAY = dt.date(2159, 12, 31)
+_FLOOR = {
+    "DATE": dt.date(1, 1, 1),
+    "TIMESTAMP": dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc),
+}
+_SA_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "DATE": sa.Date(),
+    "TIMESTAMP": sa.TIMESTAMP(timezone=True),
+}
+_TRUNC = {"DATE": sa.func.date_trunc, "TIMESTAMP": sa.func.timestamp_trunc}
+_GRANULARITIES = {"HOUR", "DAY", "MONTH", "YEAR"}
+
+
+class RepartitionError(RuntimeError):
+    """The copy did not verify. Both tables are left as they are."""
+
+
+# ``existing=...`` (the default): the old partitioning was not recorded, so
+# the operation cannot be reversed. (Alembic re-creates the ``op.*`` proxy
+# from the signature's reprs, so the marker must be a builtin.)
+UNKNOWN: Any = ...
+
+
+def _spec(partitioning: TimePartitioning | None) -> tuple[str | None, str] | None:
+    """What identifies a partitioning: column and granularity (not expiration)."""
+    if partitioning is None:
+        return None
+    return (partitioning.field, partitioning.type_ or "DAY")
+
+
+def _render_partitioning(partitioning: TimePartitioning | None) -> str:
+    if partitioning is None:
+        return "None"
+    args = [f"field={partitioning.field!r}", f"type_={partitioning.type_ or 'DAY'!r}"]
+    if partitioning.expiration_ms is not None:
+        args.append(f"expiration_ms={partitioning.expiration_ms!r}")
+    return f"TimePartitioning({', '.join(args)})"
+
+
+@Operations.register_operation("change_partitioning")
+class ChangePartitioningOp(MigrateOperation):
+    """Rebuild ``table_name`` partitioned by ``partitioning`` (``None``: unpartitioned)."""
+
+    def __init__(
+        self,
+        table_name: str,
+        partitioning: TimePartitioning | None,
+        *,
+        existing: TimePartitioning | None = UNKNOWN,
+        max_partitions_per_job: int = MAX_PARTITIONS_MODIFIED_PER_JOB,
+        schema: str | None = None,
+    ) -> None:
+        if partitioning is not None and (partitioning.type_ or "DAY") not in _GRANULARITIES:
+            raise SchemaError(
+                f"table {table_name!r}: unknown granularity {partitioning.type_!r}; "
+                f"use one of {sorted(_GRANULARITIES)}"
+            )
+        if not 1 <= max_partitions_per_job <= MAX_PARTITIONS_MODIFIED_PER_JOB:
+            raise ValueError(
+                f"max_partitions_per_job must be 1..{MAX_PARTITIONS_MODIFIED_PER_JOB}, "
+                f"not {max_partitions_per_job}"
+            )
+        self.table_name = table_name
+        self.partitioning = partitioning
+        self.existing = existing
+        self.max_partitions_per_job = max_partitions_per_job
+        self.schema = schema
+
+    @classmethod
+    def change_partitioning(
+        cls,
+        operations: Operations,
+        table_name: str,
+        partitioning: TimePartitioning | None,
+        *,
+        existing: TimePartitioning | None = UNKNOWN,
+        max_partitions_per_job: int = MAX_PARTITIONS_MODIFIED_PER_JOB,
+        schema: str | None = None,
+    ) -> None:
+        """Rebuild ``table_name`` under ``partitioning``, copying and verifying its rows."""
+        operations.invoke(
+            cls(
+                table_name,
+                partitioning,
+                existing=existing,
+                max_partitions_per_job=max_partitions_per_job,
+                schema=schema,
+            )
+        )
+
+    def reverse(self) -> ChangePartitioningOp:
+        if self.existing is UNKNOWN:
+            raise ValueError(
+                f"change_partitioning({self.table_name!r}) has no existing= partitioning, "
+                "so it cannot be reversed"
+            )
+        return ChangePartitioningOp(
+            self.table_name,
+            self.existing,
+            existing=self.partitioning,
+            max_partitions_per_job=self.max_partitions_per_job,
+            schema=self.schema,
+        )
+
+    def to_diff_tuple(self) -> tuple[str, str, Any, Any]:
+        return ("change_partitioning", self.table_name, _spec_or_unknown(self.existing), _spec(self.partitioning))
+
+
+def _spec_or_unknown(partitioning: Any) -> Any:
+    return partitioning if partitioning is UNKNOWN else _spec(partitioning)
+
+
+@Operations.implementation_for(ChangePartitioningOp)
+def _change_partitioning(operations: Operations, operation: ChangePartitioningOp) -> None:
+    context = operations.migration_context
+    if not live.is_bigquery(context):
+        return
+    if live.is_offline(context):
+        live.say(
+            context,
+            f"bqrepo: change_partitioning({operation.table_name!r}, "
+            f"{_render_partitioning(operation.partitioning)}) needs the BigQuery API and the",
+            "data: it copies the table in verified chunks of at most "
+            f"{operation.max_partitions_per_job} partitions. No SQL is printed for it.",
+            "Run this revision online (alembic upgrade without --sql).",
+        )
+        return
+    _Repartition(operations, operation).run()
+
+
+@renderers.dispatch_for(ChangePartitioningOp)
+def _render_change_partitioning(autogen_context: AutogenContext, op: ChangePartitioningOp) -> str:
+    autogen_context.imports.add("from google.cloud.bigquery import TimePartitioning")
+    args = [repr(op.table_name), _render_partitioning(op.partitioning)]
+    if op.existing is not UNKNOWN:
+        args.append(f"existing={_render_partitioning(op.existing)}")
+    if op.max_partitions_per_job != MAX_PARTITIONS_MODIFIED_PER_JOB:
+        args.append(f"max_partitions_per_job={op.max_partitions_per_job!r}")
+    if op.schema is not None:
+        args.append(f"schema={op.schema!r}")
+    return f"op.change_partitioning({', '.join(args)})"
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A slice of the rows by the new partition column.
+
+    ``kind`` is ``"range"`` (``lo <= col``, and ``col < hi`` unless ``hi`` is
+    ``None``), ``"null"`` (``col IS NULL``) or ``"all"`` (unpartitioned target).
+    """
+
+    kind: str
+    lo: Any = None
+    hi: Any = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in (("lo", self.lo), ("hi", self.hi)) if v is not None}
+
+    @property
+    def shape(self) -> str:
+        return "bounded" if self.kind == "range" and self.hi is not None else self.kind
+
+    def __str__(self) -> str:
+        if self.kind == "range":
+            return f"[{self.lo}, {self.hi if self.hi is not None else '...'})"
+        return self.kind
+
+
+class _BigNumeric(sa.types.UserDefinedType[Any]):
+    """BigQuery's BIGNUMERIC: the sum of fingerprints overflows INT64."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "BIGNUMERIC"
+
+
+class _Repartition:
+    """One run of the rebuild described in the module docstring."""
+
+    def __init__(self, operations: Operations, operation: ChangePartitioningOp) -> None:
+        context = operations.migration_context
+        self.connection = context.connection
+        self.client = live.client(operations)
+        self.name = operation.table_name
+        self.staging_name = operation.table_name + STAGING_SUFFIX
+        _, self.dataset = live.dataset_of(context.opts, context.dialect, operation.schema)
+        self.target_ref = live.table_id(context, self.name, operation.schema)
+        self.staging_ref = live.table_id(context, self.staging_name, operation.schema)
+        self.partitioning = operation.partitioning
+        self.field = operation.partitioning.field if operation.partitioning else None
+        self.granularity = (operation.partitioning.type_ or "DAY") if operation.partitioning else None
+        self.max_partitions = operation.max_partitions_per_job
+
+    def run(self) -> None:
+        target = live.get_table_or_none(self.client, self.target_ref)
+        staging = live.get_table_or_none(self.client, self.staging_ref)
+        if target is None and staging is None:
+            raise SchemaError(f"table {self.name!r}: cannot change partitioning, it does not exist")
+        if target is not None and target.range_partitioning is not None:
+            raise SchemaError(f"table {self.name!r}: integer-range partitioning is not supported")
+        if target is not None and _spec(target.time_partitioning) != _spec(self.partitioning):
+            require_filter = bool(target.require_partition_filter)
+            relaxed = self._relax_partition_filter(target)
+            try:
+                self._validate(target)
+                if staging is None:
+                    staging = self._create_like(target, self.staging_ref, require_filter)
+                elif _spec(staging.time_partitioning) != _spec(self.partitioning):
+                    raise SchemaError(
+                        f"table {self.name!r}: {self.staging_name!r} exists with another "
+                        "partitioning, left by an earlier attempt; drop it and run again"
+                    )
+                log.info("table %s: copying into %s", self.name, self.staging_name)
+                self._copy(target, staging)
+            except BaseException:
+                if relaxed:
+                    self._set_require_partition_filter(target, True)
+                raise
+            self.client.delete_table(self.target_ref)
+            target = None
+        if target is None:
+            target = self._create_like(
+                staging, self.target_ref, bool(staging.require_partition_filter)
+            )
+        if staging is not None:
+            log.info("table %s: copying back from %s", self.name, self.staging_name)
+            self._copy(staging, target)
+            self.client.delete_table(self.staging_ref)
+        log.info("table %s: partitioned by %s", self.name, _render_partitioning(self.partitioning))
+
+    # -- validation -------------------------------------------------------------
+
+    def _field_type(self, table: Any) -> str | None:
+        return next((f.field_type for f in table.schema if f.name == self.field), None)
+
+    def _validate(self, source: Any) -> None:
+        """The new partition column fits; warn when the data needs too many partitions."""
+        if self.field is None and self.partitioning is not None:
+            raise SchemaError(
+                f"table {self.name!r}: ingestion-time partitioning is not supported; name a column"
+            )
+        if self.field is None:
+            return
+        check_partitioning(self.name, self.field, self.granularity or "DAY", self._field_type(source))
+        values, nulls = self._partition_values(source)
+        partitions = len({_clamp(v) for v in values}) + (1 if nulls else 0)
+        if partitions > MAX_PARTITIONS:
+            message = (
+                f"table {self.name!r}: the rows present need {partitions} partitions by "
+                f"{self.granularity} on {self.field!r}; BigQuery allows {MAX_PARTITIONS} per table"
+            )
+            log.warning(message)
+            warnings.warn(message, PartitionLimitWarning, stacklevel=2)
+
+    # -- SQL --------------------------------------------------------------------
+
+    def _sa_table(self, table: Any) -> sa.TableClause:
+        columns = [
+            sa.column(f.name, _SA_TYPES.get(f.field_type) if f.name == self.field else None)
+            for f in table.schema
+        ]
+        return sa.table(table.table_id, *columns, schema=self.dataset)
+
+    def _where(self, table: sa.TableClause | sa.Alias, shape: str, field_type: str | None) -> Any:
+        """The chunk filter, with ``lo``/``hi`` as bound parameters."""
+        if shape == "all":
+            return sa.true()
+        column = table.c[self.field]
+        if shape == "null":
+            return column.is_(None)
+        condition = column >= sa.bindparam("lo", type_=_SA_TYPES[field_type])
+        if shape == "bounded":
+            condition = condition & (column < sa.bindparam("hi", type_=_SA_TYPES[field_type]))
+        return condition
+
+    def _partition_values(self, table: Any) -> tuple[list[Any], int]:
+        """The new spec's partition values present (sorted), and the count of NULLs."""
+        field_type = self._field_type(table)
+        assert field_type is not None and self.granularity is not None
+        t = self._sa_table(table)
+        column = t.c[self.field]
+        bucket = _TRUNC[field_type](column, sa.literal_column(self.granularity)).label("p")
+        floor = sa.bindparam("floor", type_=_SA_TYPES[field_type])
+        values = sa.select(bucket).where(column >= floor).group_by(bucket).order_by(bucket)
+        nulls = sa.select(sa.func.count()).select_from(t).where(column.is_(None))
+        found = [row.p for row in self.connection.execute(values, {"floor": _FLOOR[field_type]})]
+        return found, self.connection.execute(nulls).scalar_one()
+
+    def _chunks(self, source: Any, field_type: str | None) -> list[_Chunk]:
+        """Slices covering every row once, each within ``max_partitions`` new partitions.
+
+        The first slice starts at the lowest representable value, the last is
+        open-ended, and NULLs (if any) are a slice of their own, so rows
+        written outside the planned partitions are still covered.
+        """
+        if self.field is None:
+            return [_Chunk("all")]
+        assert field_type is not None
+        values, nulls = self._partition_values(source)
+        starts = values[:: self.max_partitions] or [_FLOOR[field_type]]
+        starts[0] = _FLOOR[field_type]
+        ends = starts[1:] + [None]
+        chunks = [_Chunk("range", lo, hi) for lo, hi in zip(starts, ends)]
+        return chunks + ([_Chunk("null")] if nulls else [])
+
+    def _copy(self, source: Any, destination: Any) -> None:
+        """Copy ``source`` into ``destination`` chunk by chunk, verifying each chunk."""
+        field_type = self._field_type(source) if self.field else None
+        statements = _CopyStatements(self, source, destination, field_type)
+        for chunk in self._chunks(source, field_type):
+            self._copy_chunk(statements, chunk, source, destination)
+
+    def _copy_chunk(
+        self, statements: _CopyStatements, chunk: _Chunk, source: Any, destination: Any
+    ) -> None:
+        execute, params = self.connection.execute, chunk.params
+        stats_source, stats_destination, delete, insert = statements.for_shape(chunk.shape)
+        expected = tuple(execute(stats_source, params).one())
+        found = tuple(execute(stats_destination, params).one())
+        if found == expected:
+            log.info("table %s: chunk %s already copied (%d rows)", self.name, chunk, found[0])
+            return
+        if found[0]:
+            execute(delete, params)
+        execute(insert, params)
+        found = tuple(execute(stats_destination, params).one())
+        if found != expected:
+            raise RepartitionError(
+                f"table {self.name!r}: chunk {chunk} of {source.table_id!r} copied into "
+                f"{destination.table_id!r} does not verify: {expected[0]} rows "
+                f"(checksums {expected[1]}, {expected[2]}) in the source, {found[0]} rows "
+                f"(checksums {found[1]}, {found[2]}) in the copy. Nothing was dropped; "
+                "pause the writers and run the migration again."
+            )
+        log.info("table %s: chunk %s copied (%d rows)", self.name, chunk, found[0])
+
+    def _relax_partition_filter(self, source: Any) -> bool:
+        """Switch off ``require_partition_filter`` on a source our filters cannot satisfy.
+
+        Returns whether it was switched off. Only the old table, when the
+        partition column changes, needs it; it is dropped after the copy, and
+        the caller restores the requirement if the copy fails.
+        """
+        partitioning = source.time_partitioning
+        if not source.require_partition_filter or (partitioning and partitioning.field == self.field):
+            return False
+        self._set_require_partition_filter(source, False)
+        return True
+
+    def _set_require_partition_filter(self, table: Any, value: bool) -> None:
+        table.require_partition_filter = value
+        self.client.update_table(table, ["require_partition_filter"])
+
+    def _create_like(self, source: Any, table_ref: str, require_partition_filter: bool) -> Any:
+        """A new table with ``source``'s schema and options and the new partitioning."""
+        from google.cloud import bigquery
+
+        table = bigquery.Table(table_ref, schema=source.schema)
+        table.time_partitioning = self.partitioning
+        table.clustering_fields = source.clustering_fields
+        table.description = source.description
+        table.labels = source.labels
+        if self.partitioning is not None:
+            table.require_partition_filter = require_partition_filter
+        return self.client.create_table(table)
+
+
+def _clamp(value: dt.date | dt.datetime) -> dt.date | str:
+    """The partition a value lands in: its own, or the one __UNPARTITIONED__."""
+    day = value.date() if isinstance(value, dt.datetime) else value
+    if day < _FIRST_PARTITIONED_DAY or day > _LAST_PARTITIONED_DAY:
+        return "__UNPARTITIONED__"
+    return value
+
+
+
+class _CopyStatements:
+    """The statements of one copy, built once per chunk shape from bound parameters."""
+
+    def __init__(self, repartition: _Repartition, source: Any, destination: Any, field_type: str | None):
+        self.repartition = repartition
+        self.source = repartition._sa_table(source)
+        self.destination = repartition._sa_table(destination)
+        self.columns = [f.name for f in source.schema]
+        self.field_type = field_type
+        self._built: dict[str, tuple[Any, Any, Any, Any]] = {}
+
+    def for_shape(self, shape: str) -> tuple[Any, Any, Any, Any]:
+        """``(stats of source, stats of destination, delete, insert)`` for ``shape``."""
+        if shape not in self._built:
+            where = self.repartition._where
+            src, dst = self.source, self.destination
+            self._built[shape] = (
+                self._stats(src, shape),
+                self._stats(dst, shape),
+                sa.delete(dst).where(where(dst, shape, self.field_type)),
+                sa.insert(dst).from_select(
+                    self.columns,
+                    sa.select(*(src.c[c] for c in self.columns)).where(
+                        where(src, shape, self.field_type)
+                    ),
+                ),
+            )
+        return self._built[shape]
+
+    def _stats(self, table: sa.TableClause, shape: str) -> sa.Select[Any]:
+        """Row count and two checksums of the rows' JSON fingerprints."""
+        t = table.alias("t")
+        fingerprint = sa.func.farm_fingerprint(sa.func.to_json_string(t.table_valued()))
+        return sa.select(
+            sa.func.count(),
+            sa.func.bit_xor(fingerprint),
+            sa.func.sum(sa.cast(fingerprint, _BigNumeric())),
+        ).where(self.repartition._where(t, shape, self.field_type))

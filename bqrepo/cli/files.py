@@ -1,0 +1,150 @@
+"""Read records from JSON Lines, CSV or Parquet, in batches, for ``bqrepo ingest``.
+
+Each record carries its position in the file (line number for text files,
+row number for Parquet) so a rejection names exactly where the bad row is. A
+line that is not JSON at all becomes a :class:`BadRecord` instead of
+stopping the file. CSV cells are text: empty cells are NULL and JSON columns
+(``metadata``) are parsed; everything else is left to the row types' lax
+parsing ("1.5" -> 1.5, ISO timestamps with an offset).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from bqrepo.cli.errors import UserError
+
+__all__ = ["BadRecord", "Format", "Record", "count_records", "detect_format", "read_batches"]
+
+Format = Literal["jsonl", "csv", "parquet"]
+_SUFFIXES: dict[str, Format] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One input record and where it was in the file (1-based)."""
+
+    position: int
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A line that could not even be parsed."""
+
+    position: int
+    text: str
+    reason: str
+
+
+def detect_format(path: Path, given: str | None) -> Format:
+    if given:
+        if given not in ("jsonl", "csv", "parquet"):
+            raise UserError(f"--format must be jsonl, csv or parquet, not {given!r}")
+        return given  # type: ignore[return-value]
+    suffix = path.suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise UserError(f"cannot tell the format of {path.name!r} from its suffix; pass --format jsonl|csv|parquet")
+    return _SUFFIXES[suffix]
+
+
+def count_records(path: Path, fmt: Format) -> int:
+    """How many records the file holds (for the progress bar), cheaply."""
+    if fmt == "parquet":
+        return int(_parquet_file(path).metadata.num_rows)
+    lines = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    lines += last != b"\n"
+    return max(0, lines - 1) if fmt == "csv" else lines
+
+
+def _jsonl(path: Path) -> Iterator[Record | BadRecord]:
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield BadRecord(number, line.rstrip("\n"), f"not valid JSON: {exc.msg} at column {exc.colno}")
+                continue
+            if not isinstance(value, dict):
+                yield BadRecord(number, line.rstrip("\n"), "a line must be a JSON object")
+                continue
+            yield Record(number, value)
+
+
+def _csv(path: Path, table: sa.Table) -> Iterator[Record | BadRecord]:
+    json_columns = {c.name for c in table.c if isinstance(c.type, sa.JSON)}
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            number = reader.line_num
+            if None in row:
+                yield BadRecord(number, json.dumps(row, default=str), "more cells than header columns")
+                continue
+            values: dict[str, Any] = {}
+            problem = None
+            for key, text in row.items():
+                if text is None or text == "":
+                    values[key] = None
+                elif key in json_columns:
+                    try:
+                        values[key] = json.loads(text)
+                    except json.JSONDecodeError as exc:
+                        problem = f"column {key!r} is not valid JSON: {exc.msg}"
+                        break
+                else:
+                    values[key] = text
+            if problem:
+                yield BadRecord(number, json.dumps(row), problem)
+            else:
+                yield Record(number, values)
+
+
+def _parquet_file(path: Path) -> Any:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except OSError:
+        raise
+    except Exception as exc:  # pyarrow raises ArrowInvalid for a file that is not Parquet
+        raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def _parquet(parquet_file: Any, batch: int) -> Iterator[Record | BadRecord]:
+    number = 0
+    for record_batch in parquet_file.iter_batches(batch_size=batch):
+        for values in record_batch.to_pylist():
+            number += 1
+            yield Record(number, values)
+
+
+def read_batches(path: Path, fmt: Format, table: sa.Table, batch: int) -> Iterator[list[Record | BadRecord]]:
+    """Records of ``path`` in lists of at most ``batch``."""
+    if fmt == "jsonl":
+        records: Iterator[Record | BadRecord] = _jsonl(path)
+    elif fmt == "csv":
+        records = _csv(path, table)
+    else:
+        records = _parquet(_parquet_file(path), batch)
+    current: list[Record | BadRecord] = []
+    for record in records:
+        current.append(record)
+        if len(current) >= batch:
+            yield current
+            current = []
+    if current:
+        yield current

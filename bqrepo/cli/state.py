@@ -1,0 +1,66 @@
+"""What every command shares: the settings (global ``--url``) and argument parsing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import typer
+
+from bqrepo.cli.errors import UserError
+from bqrepo.settings import Settings, load_settings
+
+__all__ = ["State", "parse_day", "parse_when", "state_of"]
+
+
+@dataclass
+class State:
+    """Global options; settings are resolved on first use so ``--help`` never fails."""
+
+    url: str | None = None
+    _settings: Settings | None = None
+
+    def settings(self) -> Settings:
+        """``load_settings()`` (Django, then the environment), with ``--url`` on top."""
+        if self._settings is None:
+            settings = load_settings()
+            self._settings = settings.with_url(self.url) if self.url else settings
+        return self._settings
+
+
+def state_of(ctx: typer.Context) -> State:
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State()
+    return root.obj
+
+
+def parse_when(text: str, option: str) -> dt.datetime:
+    """An instant from ISO 8601 (date or datetime), ``now`` or ``today``.
+
+    Without an offset the value is taken as UTC: on a command line that is
+    the least surprising reading (the library itself refuses naive values).
+    """
+    value = text.strip().lower()
+    if value == "now":
+        return dt.datetime.now(dt.UTC)
+    if value == "today":
+        return dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(), dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UserError(
+            f"{option}: {text!r} is not a date or time; use ISO 8601 such as 2024-03-01 "
+            "or 2024-03-01T12:00:00+00:00, or now/today"
+        ) from None
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+def parse_day(text: str, option: str) -> dt.date:
+    """A calendar date from ISO 8601 (``2024-03-01``) or ``today``."""
+    if text.strip().lower() == "today":
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise UserError(f"{option}: {text!r} is not a date; use YYYY-MM-DD") from None

@@ -1,0 +1,494 @@
+"""Typed rows: one pydantic model per table, validated before anything is written.
+
+Why pydantic (v2): field-level validation with error locations, so a bad row
+in a batch is reported by index *and* field; lax parsing of what polled APIs
+return ("1.5" becomes 1.5); and a well-kept, fast core. Each model knows its
+table (``Row.__table__``), and :data:`ROW_TYPES` maps table names to models.
+
+What every row guarantees (see docs/writing.md):
+
+* required fields mirror the NOT NULL columns of :mod:`bqrepo.schema`;
+* timestamps are timezone-aware and stored as UTC. A *naive* datetime is
+  rejected, never assumed to be UTC: a Celery task that forgot its time zone
+  should fail loudly, not shift every event by hours;
+* floats are finite (no NaN, no infinity: BigQuery's JSON and most readers
+  cannot carry them);
+* strings are valid Unicode and fit a BigQuery streaming request; a whole
+  row stays under :data:`MAX_ROW_BYTES`;
+* ``metadata`` is a JSON object made of JSON values only;
+* ids: events and mentions get a random UUID when none is given; economic
+  observations get a UUID derived from their natural key (:func:`natural_id`),
+  so the same observation always has the same id and read-side de-duplication
+  works. Giving an economic row an id that differs from that derived one is
+  an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, NamedTuple
+
+import sqlalchemy as sa
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    JsonValue,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+
+from bqrepo import schema
+
+__all__ = [
+    "MAX_ROW_BYTES",
+    "NATURAL_KEY_NAMESPACE",
+    "ROW_TYPES",
+    "ComtradeObservation",
+    "EconomicRow",
+    "EntityMentionRow",
+    "EventRow",
+    "FredObservation",
+    "Row",
+    "RowError",
+    "RowValidationError",
+    "ValidRow",
+    "ValidationReport",
+    "WorldBankObservation",
+    "natural_id",
+    "validate_rows",
+]
+
+#: Largest row, in bytes of its JSON encoding, that a row type accepts.
+#: BigQuery caps a streaming (insertAll) request at 10 MB; 8 MB leaves room
+#: for the request envelope, so every valid row can be streamed on its own.
+MAX_ROW_BYTES = 8_000_000
+
+#: Namespace of the economic rows' uuid5 ids. Part of the stored data's
+#: contract: changing it (or the key encoding) gives every observation a new
+#: id and defeats de-duplication against rows already stored.
+NATURAL_KEY_NAMESPACE = uuid.UUID("5b0f7e55-8d0c-4a53-9f0e-6f1f2b6c7a11")
+
+
+# --------------------------------------------------------------------------
+# Field types
+# --------------------------------------------------------------------------
+
+
+def _fits_bigquery(value: str) -> str:
+    """Reject strings BigQuery cannot store: invalid Unicode, or too large to stream."""
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"string is not valid Unicode (BigQuery needs UTF-8): {exc.reason} "
+            f"at position {exc.start}"
+        ) from None
+    if size > MAX_ROW_BYTES:
+        raise ValueError(
+            f"string is {size:,} bytes in UTF-8; a row must stay under "
+            f"{MAX_ROW_BYTES:,} bytes to fit a BigQuery streaming request"
+        )
+    return value
+
+
+def _aware_utc(value: dt.datetime) -> dt.datetime:
+    """Normalise to UTC; refuse naive datetimes instead of guessing their zone."""
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError(
+            "naive datetime (no time zone); pass an aware datetime such as "
+            "datetime.now(timezone.utc) or an ISO string with an offset. "
+            "bqrepo does not assume UTC"
+        )
+    return value.astimezone(dt.timezone.utc)
+
+
+def _json_path_problem(value: Any, path: str) -> str | None:
+    """The first place in ``value`` that is not plain JSON, described, or None.
+
+    Only run when the fast check in :func:`_json_object` failed, to say where.
+    """
+    if value is None or isinstance(value, (bool, int)):
+        return None
+    if isinstance(value, str):
+        try:
+            _fits_bigquery(value)
+        except ValueError as exc:
+            return f"{path}: {exc}"
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path}: {value} is not a finite number"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path}: key {key!r} is not a string"
+            if problem := _json_path_problem(item, f"{path}.{key}"):
+                return problem
+        return None
+    if isinstance(value, list):
+        for position, item in enumerate(value):
+            if problem := _json_path_problem(item, f"{path}[{position}]"):
+                return problem
+        return None
+    return f"{path}: {type(value).__name__} value {value!r} is not JSON-serialisable"
+
+
+def _json_object(value: Any, handler: ValidatorFunctionWrapHandler) -> dict[str, JsonValue]:
+    """Accept a JSON object of JSON values only, with finite numbers and valid Unicode.
+
+    The fast path is pydantic's ``JsonValue`` check plus one strict encode;
+    only when that fails is the value walked to name the offending path.
+    """
+    try:
+        checked = handler(value)
+        json.dumps(checked, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeEncodeError, RecursionError):
+        problem = _json_path_problem(value, "metadata") if isinstance(value, dict) else None
+        raise ValueError(
+            problem or "metadata must be a JSON object (a dict with string keys)"
+        ) from None
+    return checked
+
+
+BQString = Annotated[str, AfterValidator(_fits_bigquery)]
+#: A string that must not be empty: ids and the parts of a series key.
+Key = Annotated[str, Field(min_length=1), AfterValidator(_fits_bigquery)]
+UtcTimestamp = Annotated[dt.datetime, AfterValidator(_aware_utc)]
+JsonObject = Annotated[dict[str, JsonValue], WrapValidator(_json_object)]
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def natural_id(table: str, *key: str | dt.date) -> str:
+    """The deterministic id of an economic observation: uuid5 over its natural key.
+
+    The key is encoded canonically as a JSON array ``[table, part, ...]`` with
+    dates in ISO form, so parts cannot run into each other ("a|b" + "c" never
+    equals "a" + "b|c") and the id does not depend on Python's ``str()``.
+    """
+    parts = [table, *(part.isoformat() if isinstance(part, dt.date) else part for part in key)]
+    canonical = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+    return str(uuid.uuid5(NATURAL_KEY_NAMESPACE, canonical))
+
+
+# --------------------------------------------------------------------------
+# Row types
+# --------------------------------------------------------------------------
+
+
+_PLAIN, _TEMPORAL, _JSON = "plain", "temporal", "json"
+
+
+def _kind(column: sa.Column[Any]) -> str:
+    if isinstance(column.type, sa.JSON):
+        return _JSON
+    if isinstance(column.type, (sa.TIMESTAMP, sa.Date, sa.DateTime)):
+        return _TEMPORAL
+    return _PLAIN
+
+
+class Row(BaseModel):
+    """Base of every row type: immutable, no unknown fields, knows its table."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    __table__: ClassVar[sa.Table]
+    #: (column name, kind) in table order, computed once per row type.
+    _columns: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        table = cls.__dict__.get("__table__")
+        if table is not None:
+            cls._columns = tuple((column.name, _kind(column)) for column in table.columns)
+
+    @model_validator(mode="after")
+    def _fits_one_request(self) -> Row:
+        # Cheap bound first (a character is at most 4 UTF-8 bytes, other
+        # values a few dozen); encode the row only when it might be too big.
+        approx = 0
+        for name, kind in self._columns:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                approx += 4 * len(value)
+            elif kind == _JSON and value is not None:
+                approx += 4 * len(json.dumps(value))
+            else:
+                approx += 40
+        if approx <= MAX_ROW_BYTES:
+            return self
+        size = len(json.dumps(self.to_bigquery_row(), ensure_ascii=False).encode("utf-8"))
+        if size > MAX_ROW_BYTES:
+            raise ValueError(
+                f"row is {size:,} bytes as JSON; BigQuery rows must stay under "
+                f"{MAX_ROW_BYTES:,} bytes to be streamed"
+            )
+        return self
+
+    def to_db_row(self) -> dict[str, Any]:
+        """Python values keyed by column, in table order, for a SQLAlchemy insert."""
+        return {name: getattr(self, name) for name, _ in self._columns}
+
+    def to_bigquery_row(self, *, for_load_job: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict for BigQuery, keyed by column in table order.
+
+        Timestamps become ISO-8601 strings in UTC (``+00:00``), dates ISO
+        dates. A JSON column is sent as a JSON *string* for streaming
+        (``insertAll`` expects one), and as the JSON value itself for load
+        jobs, where a string would be stored as a JSON string rather than
+        parsed.
+        """
+        out: dict[str, Any] = {}
+        for name, kind in self._columns:
+            value = getattr(self, name)
+            if value is None or kind == _PLAIN:
+                out[name] = value
+            elif kind == _TEMPORAL:
+                out[name] = value.isoformat()
+            else:
+                out[name] = value if for_load_job else json.dumps(value, ensure_ascii=False)
+        return out
+
+
+class EventRow(Row):
+    """A news event with its risk score (table ``events``)."""
+
+    __table__ = schema.events
+
+    id: Key = Field(default_factory=_new_uuid)
+    title: BQString | None = None
+    content: BQString | None = None
+    source_url: BQString | None = None
+    source_name: BQString | None = None
+    event_type: BQString | None = None
+    location: BQString | None = None
+    risk_score: FiniteFloat | None = None
+    severity: BQString | None = None
+    mentioned_at: UtcTimestamp
+    #: When the row was made; read-side de-duplication keeps the newest copy.
+    created_at: UtcTimestamp | None = Field(default_factory=_utc_now)
+    metadata: JsonObject | None = None
+
+
+class EntityMentionRow(Row):
+    """A mention of a PostgreSQL entity in an event (table ``entity_mentions``)."""
+
+    __table__ = schema.entity_mentions
+
+    id: Key = Field(default_factory=_new_uuid)
+    entity_id: Key
+    event_id: BQString | None = None
+    mentioned_at: UtcTimestamp
+    context: BQString | None = None
+
+
+class EconomicRow(Row):
+    """An observation identified by its natural key.
+
+    ``id`` is derived from :attr:`natural_key_fields` by :func:`natural_id`.
+    It may be passed (rows read back from the database carry it) but must
+    then equal the derived id: a different one would defeat de-duplication.
+    ``ingested_at`` says when the observation was fetched; on read the newest
+    copy of an id wins, which is how a revised value replaces an old one.
+
+    Subclasses declare ``ingested_at`` and ``id`` *after* their key fields,
+    so the id validator sees the validated key.
+    """
+
+    natural_key_fields: ClassVar[tuple[str, ...]]
+
+    @field_validator("id", mode="after", check_fields=False)
+    @classmethod
+    def _derive_id(cls, given: str | None, info: ValidationInfo) -> str | None:
+        key = [info.data.get(name) for name in cls.natural_key_fields]
+        if any(part is None for part in key):
+            return given  # a key field failed validation and is reported itself
+        derived = natural_id(cls.__table__.name, *key)
+        if given is not None and given != derived:
+            raise ValueError(
+                f"id {given!r} does not match the id derived from the natural key "
+                f"{cls.natural_key_fields} ({derived!r}); omit id for economic rows"
+            )
+        return derived
+
+
+#: When an observation was fetched (default: now, UTC).
+IngestedAt = Annotated[UtcTimestamp, Field(default_factory=_utc_now)]
+#: Derived from the natural key by EconomicRow; None only until validated.
+NaturalId = Annotated[str | None, Field(default=None, validate_default=True)]
+
+
+class FredObservation(EconomicRow):
+    """One FRED series value on one date (table ``fred_indicators``)."""
+
+    __table__ = schema.fred_indicators
+    natural_key_fields = ("series_id", "date")
+
+    series_id: Key
+    date: dt.date
+    value: FiniteFloat | None = None
+    series_name: BQString | None = None
+    units: BQString | None = None
+    ingested_at: IngestedAt
+    id: NaturalId
+
+
+class ComtradeObservation(EconomicRow):
+    """One UN Comtrade trade value (table ``un_comtrade``)."""
+
+    __table__ = schema.un_comtrade
+    natural_key_fields = ("period", "reporter_code", "commodity_code", "trade_flow")
+
+    period: dt.date
+    reporter_code: Key
+    commodity_code: Key
+    trade_flow: Key
+    value_usd: FiniteFloat | None = None
+    ingested_at: IngestedAt
+    id: NaturalId
+
+
+class WorldBankObservation(EconomicRow):
+    """One World Bank indicator value for one country and date (table ``world_bank``)."""
+
+    __table__ = schema.world_bank
+    natural_key_fields = ("indicator_id", "country_code", "date")
+
+    indicator_id: Key
+    date: dt.date
+    value: FiniteFloat | None = None
+    country_code: Key
+    ingested_at: IngestedAt
+    id: NaturalId
+
+
+ROW_TYPES: dict[str, type[Row]] = {
+    row_type.__table__.name: row_type
+    for row_type in (
+        EventRow,
+        EntityMentionRow,
+        FredObservation,
+        ComtradeObservation,
+        WorldBankObservation,
+    )
+}
+
+
+# --------------------------------------------------------------------------
+# Validating a batch
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem with one input record: which record, which field, why, what value."""
+
+    index: int
+    field: str | None
+    message: str
+    value: Any = None
+
+    def __str__(self) -> str:
+        where = f"row {self.index}" + (f", field {self.field!r}" if self.field else "")
+        shown = repr(self.value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        return f"{where}: {self.message} (value: {shown})"
+
+
+class ValidRow(NamedTuple):
+    """A record that validated, with its position in the input batch."""
+
+    index: int
+    row: Row
+
+
+class RowValidationError(ValueError):
+    """Some records of a batch are invalid; ``errors`` lists every problem."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = errors
+        lines = "\n".join(f"  {error}" for error in errors[:20])
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        rows = len({error.index for error in errors})
+        super().__init__(f"{rows} invalid row(s):\n{lines}{more}")
+
+
+@dataclass
+class ValidationReport:
+    """The outcome of :func:`validate_rows`: the good rows and every problem found."""
+
+    valid: list[ValidRow] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def rows(self) -> list[Row]:
+        """The valid rows, in input order (ready for a writer)."""
+        return [valid.row for valid in self.valid]
+
+    def raise_for_errors(self) -> None:
+        """Raise :class:`RowValidationError` when any record was invalid."""
+        if self.errors:
+            raise RowValidationError(self.errors)
+
+
+def _row_errors(index: int, error: ValidationError) -> Iterable[RowError]:
+    for detail in error.errors(include_url=False):
+        location = ".".join(str(part) for part in detail["loc"]) or None
+        value = None if detail["type"] == "missing" else detail.get("input")
+        message = detail["msg"].removeprefix("Value error, ")
+        yield RowError(index=index, field=location, message=message, value=value)
+
+
+def validate_rows(
+    row_type: type[Row], records: Iterable[Mapping[str, Any] | Row]
+) -> ValidationReport:
+    """Validate every record as ``row_type``; one bad record never stops the others.
+
+    Records may be mappings (as parsed from an API) or rows already of
+    ``row_type``. Each problem is reported with the record's index in
+    ``records`` and the field, so a caller can log, fix or drop exactly that
+    record and still write the rest.
+    """
+    report = ValidationReport()
+    for index, record in enumerate(records):
+        if isinstance(record, row_type):
+            report.valid.append(ValidRow(index, record))
+            continue
+        if isinstance(record, Row):
+            report.errors.append(
+                RowError(
+                    index,
+                    None,
+                    f"expected a {row_type.__name__} or a mapping, got a {type(record).__name__}",
+                    record,
+                )
+            )
+            continue
+        try:
+            report.valid.append(ValidRow(index, row_type.model_validate(record)))
+        except ValidationError as exc:
+            report.errors.extend(_row_errors(index, exc))
+    return report

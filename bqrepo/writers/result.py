@@ -1,0 +1,82 @@
+"""What every writer returns, and the one-method protocol writers implement.
+
+A write never loses a row silently: every row of the batch is either counted
+in :attr:`WriteResult.written` or listed in :attr:`WriteResult.rejected`
+with its index in the batch, its data and the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import sqlalchemy as sa
+
+from bqrepo.rows import Row
+
+__all__ = ["RejectedRow", "WriteResult", "Writer", "check_rows"]
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row the database did not store.
+
+    ``index`` is the row's position in the batch passed to ``write``; ``row``
+    is the data as it was sent; ``field`` names the column when the database
+    said which. ``retryable`` is true when the rejection was not about the
+    row itself (a stopped or timed-out request), so sending the same row
+    again can succeed.
+    """
+
+    index: int
+    row: dict[str, Any]
+    reason: str
+    field: str | None = None
+    retryable: bool = False
+
+
+@dataclass
+class WriteResult:
+    """Outcome of one ``Writer.write`` call.
+
+    ``requests`` counts the round trips made (streaming requests, load jobs,
+    or statements), which shows how a batch was chunked.
+    """
+
+    written: int = 0
+    rejected: list[RejectedRow] = field(default_factory=list)
+    requests: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when every row of the batch was stored."""
+        return not self.rejected
+
+    def merge(self, other: WriteResult) -> None:
+        """Add another chunk's outcome to this one."""
+        self.written += other.written
+        self.rejected.extend(other.rejected)
+        self.requests += other.requests
+
+
+@runtime_checkable
+class Writer(Protocol):
+    """Stores validated rows in one table. Implementations: one per mechanism."""
+
+    def write(self, table: sa.Table, rows: Sequence[Row]) -> WriteResult:
+        """Append ``rows`` to ``table``; report every row not stored."""
+        ...
+
+
+def check_rows(table: sa.Table, rows: Sequence[Row]) -> None:
+    """Refuse a batch that is not made of ``table``'s row type.
+
+    A wrong type is a programming error, not bad data: it raises instead of
+    becoming a rejected row.
+    """
+    for index, row in enumerate(rows):
+        if not isinstance(row, Row) or row.__table__.name != table.name:
+            raise TypeError(
+                f"row {index}: expected a row for table {table.name!r}, got {type(row).__name__}"
+            )

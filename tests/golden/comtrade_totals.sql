@@ -1,0 +1,6 @@
+SELECT `latest_un_comtrade`.`period`, `latest_un_comtrade`.`commodity_code`, `latest_un_comtrade`.`trade_flow`, sum(`latest_un_comtrade`.`value_usd`) AS `value_usd`, count(*) AS `records` 
+FROM (SELECT `un_comtrade_versions`.`period` AS `period`, `un_comtrade_versions`.`commodity_code` AS `commodity_code`, `un_comtrade_versions`.`trade_flow` AS `trade_flow`, `un_comtrade_versions`.`value_usd` AS `value_usd` 
+FROM (SELECT `un_comtrade`.`period` AS `period`, `un_comtrade`.`commodity_code` AS `commodity_code`, `un_comtrade`.`trade_flow` AS `trade_flow`, `un_comtrade`.`value_usd` AS `value_usd`, row_number() OVER (PARTITION BY `un_comtrade`.`id` ORDER BY `un_comtrade`.`ingested_at` DESC NULLS LAST) AS `_version_rank` 
+FROM `un_comtrade` 
+WHERE `un_comtrade`.`period` >= @start AND `un_comtrade`.`period` < @end AND (CAST(@reporter_code AS STRING) IS NULL OR `un_comtrade`.`reporter_code` = @reporter_code) AND (CAST(@trade_flow AS STRING) IS NULL OR `un_comtrade`.`trade_flow` = @trade_flow)) AS `un_comtrade_versions` 
+WHERE `un_comtrade_versions`.`_version_rank` = 1) AS `latest_un_comtrade` GROUP BY `latest_un_comtrade`.`period`, `latest_un_comtrade`.`commodity_code`, `latest_un_comtrade`.`trade_flow` ORDER BY `latest_un_comtrade`.`period`, `latest_un_comtrade`.`commodity_code`, `latest_un_comtrade`.`trade_flow`

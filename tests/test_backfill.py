@@ -1,0 +1,384 @@
+"""Back-fill from a real PostgreSQL 15 (Django-like schema) into DuckDB and the stand-in."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bqrepo import migrate
+from bqrepo.backfill import backfill, load_mapping, mask_url
+from bqrepo.engine import create_engine
+from bqrepo.schema import metadata
+from bqrepo.settings import ConfigurationError, Settings
+
+SOURCE = {
+    "events": ("core_event", "mentioned_at"),
+    "entity_mentions": ("core_entitymention", "mentioned_at"),
+    "fred_indicators": ("core_fredindicator", "date"),
+    "un_comtrade": ("core_uncomtrade", "period"),
+    "world_bank": ("core_worldbank", "date"),
+}
+BQREPO = str(Path(sys.executable).with_name("bqrepo"))
+
+
+def _day(value: object) -> dt.date:
+    return value.astimezone(dt.UTC).date() if isinstance(value, dt.datetime) else value  # type: ignore[union-attr,return-value]
+
+
+def source_per_day(url: str, table: str) -> Counter[dt.date]:
+    name, column = SOURCE[table]
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            values = connection.execute(sa.select(sa.column(column)).select_from(sa.table(name))).scalars()
+            return Counter(_day(v) for v in values)
+    finally:
+        engine.dispose()
+
+
+def destination_rows(settings: Settings, table: str) -> list[dict]:
+    target = metadata.tables[table]
+    partition = target.c[SOURCE[table][1]]
+    engine = create_engine(settings)
+    try:
+        with engine.connect() as connection:
+            far = dt.datetime(3000, 1, 1, tzinfo=dt.UTC) if isinstance(partition.type, sa.TIMESTAMP) else dt.date(3000, 1, 1)
+            low = dt.datetime(1900, 1, 1, tzinfo=dt.UTC) if isinstance(partition.type, sa.TIMESTAMP) else dt.date(1900, 1, 1)
+            # JSON untyped: BigQuery's driver parses it already, DuckDB's does not.
+            columns = [sa.type_coerce(c, sa.types.NullType()).label(c.name) if c.name == "metadata" else c for c in target.c]
+            statement = sa.select(*columns).where(partition >= low, partition < far)
+            return [dict(r) for r in connection.execute(statement).mappings()]
+    finally:
+        engine.dispose()
+
+
+def destination_per_day(settings: Settings, table: str) -> Counter[dt.date]:
+    return Counter(_day(row[SOURCE[table][1]]) for row in destination_rows(settings, table))
+
+
+@pytest.fixture
+def migrated_duckdb(duckdb_settings: Settings) -> Settings:
+    migrate.upgrade(duckdb_settings)
+    return duckdb_settings
+
+
+@pytest.mark.parametrize("table", list(SOURCE))
+def test_backfill_into_duckdb_is_exact_and_verified(legacy_postgres, migrated_duckdb, tmp_path, table):
+    server, _ = legacy_postgres
+    result = backfill(server.url, table, settings=migrated_duckdb, checkpoint_file=tmp_path / "cp.json")
+    assert result.verification is not None and result.verification.ok, result.verification.mismatches[:3]
+    expected = source_per_day(server.url, table)
+    assert destination_per_day(migrated_duckdb, table) == expected
+    assert result.rows_written == sum(expected.values()) and result.rows_rejected == 0
+    assert result.chunks_written == result.chunks_total > 1
+    rows = destination_rows(migrated_duckdb, table)
+    assert len({row["id"] for row in rows}) == len(rows)
+
+
+def test_backfilled_values_survive_exactly(legacy_postgres, migrated_duckdb, tmp_path):
+    server, _ = legacy_postgres
+    backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=tmp_path / "cp.json")
+    backfill(server.url, "entity_mentions", settings=migrated_duckdb, checkpoint_file=tmp_path / "cp2.json")
+    backfill(server.url, "un_comtrade", settings=migrated_duckdb, checkpoint_file=tmp_path / "cp3.json")
+    events = {row["id"]: row for row in destination_rows(migrated_duckdb, "events")}
+    midnight = events["00000000-0000-4000-8000-000000000000"]
+    assert midnight["mentioned_at"] == dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    last = events["00000000-0000-4000-8000-000000000001"]
+    assert last["mentioned_at"] == dt.datetime(2024, 3, 1, 23, 59, 59, 999999, tzinfo=dt.UTC)
+    assert last["risk_score"] is None
+    injected = events["00000000-0000-4000-8000-000000000002"]
+    assert injected["title"] == "Robert'); DROP TABLE core_event;-- ñandú 🚀"
+    metadata_value = injected["metadata"]
+    if isinstance(metadata_value, str):
+        metadata_value = json.loads(metadata_value)
+    assert metadata_value == {"nested": {"list": [1, 2.5, None, "x"]}, "quote": 'it\'s "quoted"'}
+    # Django's integer entity ids and mention ids arrive as strings.
+    mention = destination_rows(migrated_duckdb, "entity_mentions")[0]
+    assert mention["entity_id"].isdigit() and mention["id"].isdigit()
+    # numeric(20, 2) trade values arrive as floats, ids derive from the natural key.
+    from bqrepo.rows import natural_id
+
+    trade = destination_rows(migrated_duckdb, "un_comtrade")[0]
+    assert isinstance(trade["value_usd"], float)
+    assert trade["id"] == natural_id(
+        "un_comtrade", trade["period"], trade["reporter_code"], trade["commodity_code"], trade["trade_flow"]
+    )
+
+
+def test_since_until_limit_the_range(legacy_postgres, migrated_duckdb, tmp_path):
+    server, _ = legacy_postgres
+    result = backfill(
+        server.url,
+        "events",
+        settings=migrated_duckdb,
+        since=dt.date(2024, 3, 5),
+        until=dt.date(2024, 3, 8),
+        checkpoint_file=tmp_path / "cp.json",
+    )
+    assert result.chunks_total == 3 and result.verification.ok
+    per_day = destination_per_day(migrated_duckdb, "events")
+    assert set(per_day) == {dt.date(2024, 3, 5), dt.date(2024, 3, 6), dt.date(2024, 3, 7)}
+    expected = source_per_day(server.url, "events")
+    assert all(per_day[d] == expected[d] for d in per_day)
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_crash_between_write_and_checkpoint_resumes_exactly(legacy_postgres, migrated_duckdb, tmp_path):
+    """The worst moment: chunk 6 is written but not recorded. Resume must not duplicate it."""
+    server, _ = legacy_postgres
+    checkpoint = tmp_path / "cp.json"
+    seen = []
+
+    def crash_on_sixth(chunk):  # type: ignore[no-untyped-def]
+        seen.append(chunk)
+        if len(seen) == 6:
+            raise Crash(chunk.key)
+
+    with pytest.raises(Crash):
+        backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=checkpoint, after_write=crash_on_sixth)
+    state = json.loads(checkpoint.read_text())
+    assert len(state["completed"]) == 5 and state["in_flight"] == seen[5].key
+
+    result = backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=checkpoint)
+    assert result.chunks_skipped == 5 and result.rows_reconciled > 0
+    assert result.verification.ok
+    assert destination_per_day(migrated_duckdb, "events") == source_per_day(server.url, "events")
+    rows = destination_rows(migrated_duckdb, "events")
+    assert len({row["id"] for row in rows}) == len(rows)
+
+
+def test_crash_before_write_resumes_without_gaps(legacy_postgres, migrated_duckdb, tmp_path):
+    """A failure inside a chunk's write leaves nothing of it; resume writes it whole."""
+    server, _ = legacy_postgres
+    checkpoint = tmp_path / "cp.json"
+    calls = []
+
+    def fail_third(chunk):  # type: ignore[no-untyped-def]
+        calls.append(chunk)
+        if len(calls) == 3:
+            raise Crash(chunk.key)
+
+    with pytest.raises(Crash):
+        backfill(server.url, "fred_indicators", settings=migrated_duckdb, checkpoint_file=checkpoint, after_write=fail_third)
+    result = backfill(server.url, "fred_indicators", settings=migrated_duckdb, checkpoint_file=checkpoint)
+    assert result.verification.ok
+    assert destination_per_day(migrated_duckdb, "fred_indicators") == source_per_day(server.url, "fred_indicators")
+
+
+def test_sigkill_midway_then_resume_is_exact(legacy_postgres, migrated_duckdb, tmp_path):
+    """A real ``bqrepo backfill`` process killed with SIGKILL after a few chunks, then resumed."""
+    server, _ = legacy_postgres
+    checkpoint = tmp_path / "cp.json"
+    env = {**os.environ, "BQREPO_DUCKDB_PATH": migrated_duckdb.duckdb_path}
+    env.pop("BQREPO_URL", None)
+    command = [BQREPO, "backfill", "--from", server.url, "--table", "entity_mentions",
+               "--checkpoint", str(checkpoint), "--pause", "0.2"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    completed = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            completed = len(json.loads(checkpoint.read_text())["completed"])
+        except (OSError, ValueError):
+            completed = 0
+        if completed >= 4:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, process.communicate()
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    before = json.loads(checkpoint.read_text())
+    assert 4 <= len(before["completed"]) < 30
+
+    done = subprocess.run(command[:-2], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK" in done.stdout and "already done" in done.stdout
+    assert destination_per_day(migrated_duckdb, "entity_mentions") == source_per_day(server.url, "entity_mentions")
+    rows = destination_rows(migrated_duckdb, "entity_mentions")
+    assert len({row["id"] for row in rows}) == len(rows)
+
+
+def test_verification_catches_a_deleted_day(legacy_postgres, migrated_duckdb, tmp_path):
+    server, _ = legacy_postgres
+    checkpoint = tmp_path / "cp.json"
+    assert backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=checkpoint).verification.ok
+    victim = dt.datetime(2024, 3, 10, tzinfo=dt.UTC)
+    events = metadata.tables["events"]
+    engine = create_engine(migrated_duckdb)
+    with engine.begin() as connection:
+        deleted = connection.execute(
+            events.delete().where(events.c.mentioned_at >= victim, events.c.mentioned_at < victim + dt.timedelta(days=1))
+        ).rowcount
+    engine.dispose()
+    assert deleted > 0
+    # Every chunk is already done: this run only verifies.
+    result = backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=checkpoint)
+    assert result.chunks_written == 0
+    report = result.verification
+    assert not report.ok
+    assert [d.day for d in report.mismatches] == [victim.date()]
+    (day,) = report.mismatches
+    assert day.destination_rows == 0 and day.source_rows == deleted
+
+
+def test_verification_catches_a_changed_value(legacy_postgres, migrated_duckdb, tmp_path):
+    server, _ = legacy_postgres
+    checkpoint = tmp_path / "cp.json"
+    backfill(server.url, "world_bank", settings=migrated_duckdb, checkpoint_file=checkpoint)
+    world_bank = metadata.tables["world_bank"]
+    engine = create_engine(migrated_duckdb)
+    with engine.begin() as connection:
+        connection.execute(
+            world_bank.update()
+            .where(world_bank.c.date == dt.date(2000, 1, 1), world_bank.c.country_code == "VEN")
+            .values(value=world_bank.c.value + 0.001)
+        )
+    engine.dispose()
+    report = backfill(server.url, "world_bank", settings=migrated_duckdb, checkpoint_file=checkpoint).verification
+    (day,) = report.mismatches
+    assert day.day == dt.date(2000, 1, 1)
+    assert day.destination_rows == day.source_rows and day.source_checksum != day.destination_checksum
+
+
+def test_cli_reports_mismatch_and_never_prints_the_password(legacy_postgres, migrated_duckdb, tmp_path):
+    server, _ = legacy_postgres
+    env = {**os.environ, "BQREPO_DUCKDB_PATH": migrated_duckdb.duckdb_path}
+    env.pop("BQREPO_URL", None)
+    command = [BQREPO, "backfill", "--from", server.url, "--table", "un_comtrade", "--checkpoint", str(tmp_path / "c.json")]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "OK" in first.stdout and "rows/s" in first.stderr
+    assert server.password not in first.stdout + first.stderr
+    assert "***" in first.stderr
+
+    un_comtrade = metadata.tables["un_comtrade"]
+    engine = create_engine(migrated_duckdb)
+    with engine.begin() as connection:
+        connection.execute(un_comtrade.delete().where(un_comtrade.c.period == dt.date(2021, 5, 1)))
+    engine.dispose()
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 1
+    assert "MISMATCH" in second.stdout and "2021-05-01" in second.stdout
+
+    wrong = server.url.replace(server.password, "not-the-password")
+    bad = subprocess.run(
+        [BQREPO, "backfill", "--from", wrong, "--table", "events", "--checkpoint", str(tmp_path / "w.json")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "password authentication failed" in bad.stderr
+    assert "not-the-password" not in bad.stdout + bad.stderr
+
+
+def test_unreachable_source_is_a_clear_error(migrated_duckdb, tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "BQREPO_DUCKDB_PATH": migrated_duckdb.duckdb_path}
+    out = subprocess.run(
+        [BQREPO, "backfill", "--from", f"postgresql://u:s3cret@127.0.0.1:{port}/db", "--table", "events",
+         "--checkpoint", str(tmp_path / "c.json")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "error:" in out.stderr and "s3cret" not in out.stdout + out.stderr
+
+
+def test_checkpoint_of_another_destination_is_refused(legacy_postgres, migrated_duckdb, tmp_path):
+    server, _ = legacy_postgres
+    checkpoint = tmp_path / "cp.json"
+    backfill(server.url, "world_bank", settings=migrated_duckdb, checkpoint_file=checkpoint, verify=False)
+    other = Settings(duckdb_path=str(tmp_path / "other.duckdb"))
+    with pytest.raises(ConfigurationError, match="belongs to another back-fill"):
+        backfill(server.url, "world_bank", settings=other, checkpoint_file=checkpoint)
+
+
+def test_mask_url_hides_the_password():
+    assert mask_url("postgresql://me:hunter2@db:5432/app") == "postgresql://me:***@db:5432/app"
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[events]\nsource = "core_event; drop"\n[events.columns]\nid = "id"\nmentioned_at = "mentioned_at"\n',
+         "not a valid PostgreSQL identifier"),
+        ('[nope]\nsource = "x"\n', "no bqrepo table 'nope'"),
+        ('[fred_indicators]\nsource = "f"\nchunk = "day"\n[fred_indicators.columns]\nseries_id = "s"\ndate = "d"\n',
+         "chunk 'day' is not a whole number of fred_indicators's MONTH partitions"),
+        ('[world_bank]\nsource = "w"\n[world_bank.columns]\nid = "id"\nindicator_id = "i"\ndate = "d"\ncountry_code = "c"\n',
+         "do not map 'id' for world_bank"),
+        ('[events]\nsource = "e"\n[events.columns]\nmentioned_at = "m"\n', "map 'id' to a stable key"),
+        ('[events]\nsource = "e"\n[events.columns]\nid = "id"\n', "required column(s) not mapped: mentioned_at"),
+        ('[events]\nsource = "e"\n[events.columns]\nid = "id"\nmentioned_at = "m"\nnot_a_column = "x"\n',
+         "events has no column 'not_a_column'"),
+        ("[events\n", "not valid TOML"),
+    ],
+)
+def test_mapping_mistakes_are_named(tmp_path, toml, message):
+    path = tmp_path / "mapping.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigurationError, match=r".*" + __import__("re").escape(message)):
+        load_mapping(path)
+
+
+def test_custom_mapping_reads_another_schema(legacy_postgres, migrated_duckdb, tmp_path):
+    """A mapping for a renamed app: a view in another schema, fewer columns."""
+    server, _ = legacy_postgres
+    engine = sa.create_engine(server.url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE SCHEMA IF NOT EXISTS legacy_app"))
+        connection.execute(sa.text(
+            "CREATE OR REPLACE VIEW legacy_app.news AS SELECT id AS uid, title AS headline, mentioned_at AS ts FROM core_event"
+        ))
+    engine.dispose()
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(
+        '[events]\nsource = "legacy_app.news"\nchunk = "month"\n'
+        '[events.columns]\nid = "uid"\ntitle = "headline"\nmentioned_at = "ts"\n'
+    )
+    result = backfill(
+        server.url, "events", settings=migrated_duckdb, mapping_file=mapping, checkpoint_file=tmp_path / "c.json",
+        since=dt.date(2024, 2, 20), until=dt.date(2024, 4, 10),
+    )
+    assert result.verification.ok and result.chunks_total == 3  # Feb 20-29, March, April 1-9
+    assert destination_per_day(migrated_duckdb, "events") == source_per_day(server.url, "events")
+
+
+@pytest.mark.bigquery
+@pytest.mark.parametrize("table", ["events", "fred_indicators"])
+def test_backfill_into_the_standin(legacy_postgres, bigquery_settings, tmp_path, table):
+    server, _ = legacy_postgres
+    migrate.upgrade(bigquery_settings)
+    since, until = (dt.date(2024, 3, 1), dt.date(2024, 3, 8)) if table == "events" else (dt.date(1990, 1, 1), dt.date(1995, 1, 1))
+    checkpoint = tmp_path / "cp.json"
+    calls = []
+
+    def crash_on_third(chunk):  # type: ignore[no-untyped-def]
+        calls.append(chunk)
+        if len(calls) == 3:
+            raise Crash(chunk.key)
+
+    with pytest.raises(Crash):
+        backfill(server.url, table, settings=bigquery_settings, since=since, until=until,
+                 checkpoint_file=checkpoint, after_write=crash_on_third)
+    result = backfill(server.url, table, settings=bigquery_settings, since=since, until=until, checkpoint_file=checkpoint)
+    assert result.rows_reconciled > 0
+    assert result.verification.ok, result.verification.mismatches
+    expected = {d: n for d, n in source_per_day(server.url, table).items() if since <= d < until}
+    assert destination_per_day(bigquery_settings, table) == expected

@@ -1,0 +1,332 @@
+"""The ``bqrepo`` console script, through its real entry point and Typer's runner."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bqrepo import migrate
+from bqrepo.cli import app
+from bqrepo.engine import create_engine
+from bqrepo.repositories import EntityMentionRepository, EventRepository, FredRepository
+from bqrepo.settings import Settings
+
+BQREPO = str(Path(sys.executable).with_name("bqrepo"))
+SETTINGS_VARS = ("BQREPO_URL", "BQREPO_DUCKDB_PATH", "BIGQUERY_EMULATOR_HOST", "GCP_PROJECT_ID", "BIGQUERY_DATASET")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARS}
+    env["COLUMNS"] = "120"
+    return env | extra
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BQREPO, *args], cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def invoke(settings: Settings, *args: str):  # type: ignore[no-untyped-def]
+    env = {key: "" for key in SETTINGS_VARS} | {"BQREPO_DUCKDB_PATH": settings.duckdb_path, "COLUMNS": "120"}
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def assert_user_error(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
+    output = result.output if hasattr(result, "output") else result.stdout + result.stderr
+    code = result.exit_code if hasattr(result, "exit_code") else result.returncode
+    assert code == 1, output
+    assert "Traceback" not in output and "error:" in output, output
+    for fragment in fragments:
+        assert fragment in output, output
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """``bqrepo demo`` run once, with no configuration, in an empty directory."""
+    directory = tmp_path_factory.mktemp("demo")
+    result = run("demo", cwd=directory, timeout=180)
+    return directory, result
+
+
+@pytest.fixture
+def demo_settings(demo_dir) -> Settings:  # type: ignore[no-untyped-def]
+    return Settings(duckdb_path=str(demo_dir[0] / "bqrepo.duckdb"))
+
+
+def test_demo_with_no_configuration(demo_dir):
+    directory, result = demo_dir
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert (directory / "bqrepo.duckdb").is_file()
+    for expected in ("1. migrate", "2. sample", "Trending entities", "Daily risk", "Latest FRED values", "Latest World Bank values"):
+        assert expected in out, out
+    assert "statsmodels macrodata" in out  # the real series, not the generated fallback
+    assert any(block in out for block in "▁▂▃▄▅▆▇█")
+    for series in ("GDPC1", "CPIAUCSL", "UNRATE"):
+        assert series in out
+    # the most recent burst (chevron, days 110-116 of 120) leads the trending table
+    first = next(line for line in out.splitlines() if line.startswith("│  1 │"))
+    assert first.split("│")[2].strip() == "chevron", out
+
+
+def test_demo_is_not_loaded_twice(demo_dir, demo_settings):
+    directory, _ = demo_dir
+    engine = create_engine(demo_settings)
+    now = dt.datetime.now(dt.UTC)
+    before = EventRepository(engine).risk_trends(now - dt.timedelta(days=200), now + dt.timedelta(days=1), bucket="MONTH")
+    engine.dispose()
+    again = run("demo", cwd=directory, timeout=180)
+    assert again.returncode == 0, again.stderr
+    assert "already loaded" in again.stdout
+    engine = create_engine(demo_settings)
+    after = EventRepository(engine).risk_trends(now - dt.timedelta(days=200), now + dt.timedelta(days=1), bucket="MONTH")
+    engine.dispose()
+    assert before == after
+
+
+def test_real_macro_data_is_loaded(demo_settings):
+    engine = create_engine(demo_settings)
+    points = FredRepository(engine).series("UNRATE", dt.date(2009, 1, 1), dt.date(2010, 1, 1))
+    engine.dispose()
+    # statsmodels macrodata: US unemployment 2009Q1-Q3
+    assert [(p.date, p.value) for p in points] == [
+        (dt.date(2009, 1, 1), 8.1),
+        (dt.date(2009, 4, 1), 9.2),
+        (dt.date(2009, 7, 1), 9.6),
+    ]
+
+
+def test_info_shows_tables_counts_and_revision(demo_dir):
+    directory, _ = demo_dir
+    result = run("info", cwd=directory)
+    assert result.returncode == 0, result.stderr
+    for expected in ("duckdb", "0001", "events", "mentioned_at by DAY", "event_type, source_name", "world_bank", "date by YEAR"):
+        assert expected in result.stdout, result.stdout
+    data = json.loads(run("info", "--json", cwd=directory).stdout)
+    rows = {t["name"]: t["rows"] for t in data["tables"]}
+    assert rows["fred_indicators"] == 1015 and rows["events"] > 5000
+    assert data["alembic_revision"] == "0001"
+
+
+def test_info_before_anything_exists(tmp_path):
+    result = run("info", cwd=tmp_path)
+    assert result.returncode == 0 and "no database file yet" in result.stdout
+    assert not (tmp_path / "bqrepo.duckdb").exists()
+
+
+def test_migrate_works_from_any_directory(tmp_path):
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    result = run("migrate", cwd=elsewhere, env=clean_env(BQREPO_DUCKDB_PATH=str(tmp_path / "db.duckdb")))
+    assert result.returncode == 0, result.stderr
+    assert "revision 0001" in result.stdout
+    assert migrate.current_revision(Settings(duckdb_path=str(tmp_path / "db.duckdb"))) == "0001"
+
+
+def test_url_option_wins_over_the_environment(tmp_path):
+    target = tmp_path / "chosen.duckdb"
+    result = run("--url", f"duckdb:///{target}", "migrate", cwd=tmp_path, env=clean_env(BQREPO_DUCKDB_PATH=str(tmp_path / "env.duckdb")))
+    assert result.returncode == 0, result.stderr
+    assert target.is_file() and not (tmp_path / "env.duckdb").exists()
+
+
+def test_query_commands_match_the_repositories(demo_settings):
+    engine = create_engine(demo_settings)
+    as_of = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    try:
+        trending = EntityMentionRepository(engine).trending("risk", limit=5, as_of=as_of)
+        start = as_of - dt.timedelta(days=10)
+        buckets = EventRepository(engine).risk_trends(start, as_of, bucket="DAY")
+        recent = EventRepository(engine).recent(start, as_of, event_type="energy", limit=7)
+        latest = FredRepository(engine).latest()
+    finally:
+        engine.dispose()
+    iso = as_of.isoformat()
+    got = json.loads(invoke(demo_settings, "trending", "--metric", "risk", "--limit", "5", "--as-of", iso, "--json").stdout)
+    assert [(t["entity_id"], t["mentions"]) for t in got] == [(t.entity_id, t.mentions) for t in trending]
+    assert [t["score"] for t in got] == pytest.approx([t.score for t in trending], rel=1e-12)
+
+    got = json.loads(invoke(demo_settings, "risk-trends", "--since", start.isoformat(), "--until", iso, "--json").stdout)
+    assert [(b["bucket_start"], b["event_count"]) for b in got] == [(b.bucket_start.isoformat(), b.event_count) for b in buckets]
+
+    got = json.loads(
+        invoke(demo_settings, "recent", "--since", start.isoformat(), "--until", iso, "--event-type", "energy", "--limit", "7", "--json").stdout
+    )
+    assert [e["id"] for e in got] == [e.id for e in recent] and len(got) == 7
+
+    got = json.loads(invoke(demo_settings, "series", "--json").stdout)
+    assert [(v["series_id"], v["value"]) for v in got] == [(v.series_id, v.value) for v in latest]
+
+    table = invoke(demo_settings, "risk-trends", "--since", start.isoformat(), "--until", iso)
+    assert table.exit_code == 0 and "avg risk" in table.stdout and "events" in table.stdout
+    series = invoke(demo_settings, "series", "GDPC1", "--since", "2008-01-01")
+    assert series.exit_code == 0 and "2009-07-01" in series.stdout and "12,990.34" in series.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["recent", "--since", "yesterday-ish"], ["--since", "not a date"]),
+        (["recent", "--since", "2024-03-02", "--until", "2024-03-01"], ["must be before"]),
+        (["trending", "--metric", "clicks"], ["--metric must be"]),
+        (["risk-trends", "--bucket", "fortnight"], ["fortnight"]),
+        (["series", "--since", "2024-13-01"], ["not a date"]),
+        (["ingest", "no_such_table", "x.jsonl"], ["no table 'no_such_table'"]),
+        (["ingest", "events", "does-not-exist.jsonl"], ["no such file"]),
+        (["backfill", "--from", "mysql://u:pw@h/db", "--table", "events"], ["reads PostgreSQL"]),
+        (["backfill", "--from", "postgresql://u:pw@h/db", "--table", "events", "--since", "2024-02-30"], ["not a date"]),
+    ],
+)
+def test_user_mistakes_are_one_clear_line(demo_settings, args, fragments):
+    assert_user_error(invoke(demo_settings, *args), *fragments)
+
+
+def test_bad_settings_and_unreachable_databases(tmp_path):
+    assert_user_error(run("info", cwd=tmp_path, env=clean_env(GCP_PROJECT_ID="Bad_Project")), "GCP_PROJECT_ID")
+    assert_user_error(run("--url", "ftp://nowhere", "info", cwd=tmp_path), "BQREPO_URL")
+    assert_user_error(run("--url", "duckdb:////no/such/dir/x.duckdb", "migrate", cwd=tmp_path))
+    # a DuckDB file that exists but was never migrated
+    (tmp_path / "empty").mkdir()
+    engine = create_engine(Settings(duckdb_path=str(tmp_path / "empty" / "x.duckdb")))
+    engine.connect().close()
+    engine.dispose()
+    assert_user_error(
+        run("--url", f"duckdb:///{tmp_path / 'empty' / 'x.duckdb'}", "recent", cwd=tmp_path), "bqrepo migrate"
+    )
+
+
+@pytest.fixture
+def migrated(duckdb_settings: Settings) -> Settings:
+    migrate.upgrade(duckdb_settings)
+    return duckdb_settings
+
+
+GOOD_EVENT = {"id": "e1", "title": "ok", "mentioned_at": "2024-03-01T10:00:00+00:00", "risk_score": 12.5, "metadata": {"a": [1]}}
+
+
+def _events(settings: Settings) -> list:
+    engine = create_engine(settings)
+    try:
+        return EventRepository(engine).recent(
+            dt.datetime(2024, 1, 1, tzinfo=dt.UTC), dt.datetime(2025, 1, 1, tzinfo=dt.UTC), limit=1000
+        )
+    finally:
+        engine.dispose()
+
+
+def test_ingest_jsonl_writes_good_rows_and_names_bad_ones(migrated, tmp_path):
+    lines = [
+        json.dumps(GOOD_EVENT),
+        json.dumps({**GOOD_EVENT, "id": "e2", "mentioned_at": "2024-03-01T10:00:00"}),  # naive
+        "{not json",
+        json.dumps({**GOOD_EVENT, "id": "e3", "risk_score": "NaN"}),
+        "",
+        json.dumps({**GOOD_EVENT, "id": "e4", "title": "Robert'); DROP TABLE events;--"}),
+        json.dumps({**GOOD_EVENT, "id": "e5", "colour": "red"}),
+    ]
+    source = tmp_path / "events.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    result = invoke(migrated, "ingest", "events", str(source))
+    assert result.exit_code == 1, result.output
+    rejected_file = tmp_path / "events.rejected.jsonl"
+    assert str(rejected_file) in " ".join(result.output.split()).replace(" ", "") or "events.rejected.jsonl" in result.output
+    assert "wrote 2 row(s)" in result.output
+    rejected = [json.loads(line) for line in rejected_file.read_text().splitlines()]
+    by_line = {r["position"]: r for r in rejected}
+    assert sorted(by_line) == [2, 3, 4, 7]
+    assert by_line[2]["errors"][0]["field"] == "mentioned_at" and "naive" in by_line[2]["errors"][0]["message"]
+    assert "not valid JSON" in by_line[3]["errors"][0]["message"]
+    assert by_line[4]["errors"][0]["field"] == "risk_score"
+    assert by_line[7]["errors"][0]["field"] == "colour"
+    stored = {e.id: e for e in _events(migrated)}
+    assert set(stored) == {"e1", "e4"}
+    assert stored["e4"].title == "Robert'); DROP TABLE events;--" and stored["e1"].metadata == {"a": [1]}
+
+
+def test_ingest_csv_and_parquet(migrated, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    csv_file = tmp_path / "mentions.csv"
+    csv_file.write_text(
+        "entity_id,event_id,mentioned_at,context\n"
+        "pdvsa,e1,2024-03-01T10:00:00Z,\"a, quoted\"\n"
+        ",e1,2024-03-01T10:00:00Z,missing entity\n"
+        "opec,,2024-03-02T00:00:00+01:00,\n"
+    )
+    result = invoke(migrated, "ingest", "entity_mentions", str(csv_file), "--rejected", str(tmp_path / "bad.jsonl"))
+    assert result.exit_code == 1
+    (bad,) = [json.loads(line) for line in (tmp_path / "bad.jsonl").read_text().splitlines()]
+    assert bad["position"] == 3 and bad["errors"][0]["field"] == "entity_id"
+
+    table = pa.table(
+        {
+            "series_id": ["UNRATE", "UNRATE", None],
+            "date": [dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 3, 1)],
+            "value": [3.7, 3.9, 4.0],
+            "ingested_at": pa.array([dt.datetime(2024, 3, 5, tzinfo=dt.UTC)] * 3, type=pa.timestamp("us", tz="UTC")),
+        }
+    )
+    parquet = tmp_path / "fred.parquet"
+    pq.write_table(table, parquet)
+    result = invoke(migrated, "ingest", "fred_indicators", str(parquet))
+    assert result.exit_code == 1 and "wrote 2 row(s)" in result.output
+    engine = create_engine(migrated)
+    points = FredRepository(engine).series("UNRATE", dt.date(2024, 1, 1), dt.date(2025, 1, 1))
+    engine.dispose()
+    assert [(p.date, p.value) for p in points] == [(dt.date(2024, 1, 1), 3.7), (dt.date(2024, 2, 1), 3.9)]
+
+    clean = tmp_path / "clean.parquet"
+    pq.write_table(table.slice(0, 2), clean)
+    again = invoke(migrated, "ingest", "fred_indicators", str(clean))
+    assert again.exit_code == 0 and "wrote 2 row(s)" in again.output
+    assert not (tmp_path / "clean.rejected.jsonl").exists()
+
+    not_parquet = tmp_path / "broken.parquet"
+    not_parquet.write_text("hello")
+    assert_user_error(invoke(migrated, "ingest", "fred_indicators", str(not_parquet)), "Parquet")
+    assert_user_error(invoke(migrated, "ingest", "fred_indicators", str(tmp_path / "mentions.csv"), "--format", "xml"), "--format")
+
+
+@pytest.mark.bigquery
+def test_info_and_ingest_on_the_standin(bigquery_settings, tmp_path):
+    env = clean_env(
+        BQREPO_URL=bigquery_settings.url or "",
+        BIGQUERY_EMULATOR_HOST=bigquery_settings.emulator_host or "",
+        GCP_PROJECT_ID=bigquery_settings.project_id,
+    )
+    assert run("migrate", cwd=tmp_path, env=env).returncode == 0
+    source = tmp_path / "events.jsonl"
+    source.write_text("\n".join(json.dumps({**GOOD_EVENT, "id": f"e{i}"}) for i in range(5)) + "\n")
+    ingested = run("ingest", "events", str(source), "--method", "load", cwd=tmp_path, env=env)
+    assert ingested.returncode == 0, ingested.stderr
+    info = run("info", "--json", cwd=tmp_path, env=env)
+    assert info.returncode == 0, info.stderr
+    data = json.loads(info.stdout)
+    assert data["backend"] == "bigquery" and data["dataset"] == bigquery_settings.dataset
+    tables = {t["name"]: t for t in data["tables"]}
+    assert tables["events"]["partitioning"] == "mentioned_at by DAY"
+    assert tables["events"]["clustering"] == ["event_type", "source_name"]
+    assert tables["events"]["require_partition_filter"] is True
+    assert tables["events"]["rows"] == 5
+    assert tables["world_bank"]["partitioning"] == "date by YEAR"
+    recent = run("recent", "--since", "2024-03-01", "--until", "2024-03-02", "--json", cwd=tmp_path, env=env)
+    assert sorted(e["id"] for e in json.loads(recent.stdout)) == [f"e{i}" for i in range(5)]
+
+
+def test_demo_falls_back_to_generated_fred_series(monkeypatch):
+    """Without statsmodels the demo still has FRED-shaped data, and says it is generated."""
+    from bqrepo import sample_data
+    from bqrepo.rows import FredObservation, validate_rows
+
+    monkeypatch.setattr(sample_data, "macrodata_csv", lambda: None)
+    sample = sample_data.fred_observations()
+    assert sample.source.startswith("generated")
+    assert {r["series_id"] for r in sample.records} == {"GDPC1", "CPIAUCSL", "UNRATE", "TB3MS", "M1SL"}
+    assert validate_rows(FredObservation, sample.records).ok
