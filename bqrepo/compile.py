@@ -10,6 +10,11 @@ are read from its typed placeholders (``%(start:TIMESTAMP)s``) with
 google-cloud-bigquery's own DB-API parser, so what you see is what the driver
 would send; placeholders are then written the way BigQuery spells them
 (``@start``).
+
+Two of those helpers are private to google-cloud-bigquery
+(``dbapi.cursor._extract_types``, ``dbapi._helpers``): reusing them keeps the
+types exactly the driver's. The pin on google-cloud-bigquery (``<4``) and
+the golden tests (tests/golden/) catch a change to them.
 """
 
 from __future__ import annotations

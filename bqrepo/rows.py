@@ -14,13 +14,14 @@ What every row guarantees (see docs/writing.md):
 * floats are finite (no NaN, no infinity: BigQuery's JSON and most readers
   cannot carry them);
 * strings are valid Unicode and fit a BigQuery streaming request; a whole
-  row stays under :data:`MAX_ROW_BYTES`;
+  row stays under :data:`MAX_ROW_BYTES` as the JSON the client sends;
 * ``metadata`` is a JSON object made of JSON values only;
-* ids: events and mentions get a random UUID when none is given; economic
-  observations get a UUID derived from their natural key (:func:`natural_id`),
-  so the same observation always has the same id and read-side de-duplication
-  works. Giving an economic row an id that differs from that derived one is
-  an error.
+* ids: a row without an id gets a UUID derived from its natural key
+  (:func:`natural_id`), so the same observation built again (a polling
+  overlap, a retried task) has the same id and read-side de-duplication
+  collapses the copies. Events and mentions keep an id the application
+  gives (its own identity, e.g. the Django primary key); giving an economic
+  row an id that differs from the derived one is an error.
 """
 
 from __future__ import annotations
@@ -86,19 +87,25 @@ NATURAL_KEY_NAMESPACE = uuid.UUID("5b0f7e55-8d0c-4a53-9f0e-6f1f2b6c7a11")
 # --------------------------------------------------------------------------
 
 
+def _json_bytes(value: Any) -> int:
+    """Size of ``value`` as google-cloud-bigquery sends it: ASCII JSON, non-ASCII \\u-escaped."""
+    return len(json.dumps(value))
+
+
 def _fits_bigquery(value: str) -> str:
     """Reject strings BigQuery cannot store: invalid Unicode, or too large to stream."""
     try:
-        size = len(value.encode("utf-8"))
+        value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError(
             f"string is not valid Unicode (BigQuery needs UTF-8): {exc.reason} "
             f"at position {exc.start}"
         ) from None
-    if size > MAX_ROW_BYTES:
+    # Cheap bound first: an escaped character is at most 12 bytes (a surrogate pair).
+    if 12 * len(value) > MAX_ROW_BYTES and (size := _json_bytes(value)) > MAX_ROW_BYTES:
         raise ValueError(
-            f"string is {size:,} bytes in UTF-8; a row must stay under "
-            f"{MAX_ROW_BYTES:,} bytes to fit a BigQuery streaming request"
+            f"string is {size:,} bytes as JSON (non-ASCII characters travel \\u-escaped); "
+            f"a row must stay under {MAX_ROW_BYTES:,} bytes to fit a BigQuery streaming request"
         )
     return value
 
@@ -172,16 +179,13 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _new_uuid() -> str:
-    return str(uuid.uuid4())
-
-
-def natural_id(table: str, *key: str | dt.date) -> str:
-    """The deterministic id of an economic observation: uuid5 over its natural key.
+def natural_id(table: str, *key: str | dt.date | None) -> str:
+    """The deterministic id of a row: uuid5 over its table and natural key.
 
     The key is encoded canonically as a JSON array ``[table, part, ...]`` with
-    dates in ISO form, so parts cannot run into each other ("a|b" + "c" never
-    equals "a" + "b|c") and the id does not depend on Python's ``str()``.
+    dates and (UTC) timestamps in ISO form and ``None`` as ``null``, so parts
+    cannot run into each other ("a|b" + "c" never equals "a" + "b|c") and the
+    id does not depend on Python's ``str()``.
     """
     parts = [table, *(part.isoformat() if isinstance(part, dt.date) else part for part in key)]
     canonical = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
@@ -210,6 +214,10 @@ class Row(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     __table__: ClassVar[sa.Table]
+    #: The fields that identify a row; an id-less row's id is derived from them.
+    natural_key_fields: ClassVar[tuple[str, ...]]
+    #: Whether a given id must equal the derived one (economic rows) or is kept.
+    id_must_match_key: ClassVar[bool] = False
     #: (column name, kind) in table order, computed once per row type.
     _columns: ClassVar[tuple[tuple[str, str], ...]] = ()
 
@@ -220,22 +228,39 @@ class Row(BaseModel):
         if table is not None:
             cls._columns = tuple((column.name, _kind(column)) for column in table.columns)
 
+    @field_validator("id", mode="after", check_fields=False)
+    @classmethod
+    def _derive_id(cls, given: str | None, info: ValidationInfo) -> str | None:
+        # Subclasses declare ``id`` after their key fields, so info.data holds them.
+        if any(name not in info.data for name in cls.natural_key_fields):
+            return given  # a key field failed validation and is reported itself
+        if given is not None and not cls.id_must_match_key:
+            return given
+        derived = natural_id(cls.__table__.name, *(info.data[name] for name in cls.natural_key_fields))
+        if given is not None and given != derived:
+            raise ValueError(
+                f"id {given!r} does not match the id derived from the natural key "
+                f"{cls.natural_key_fields} ({derived!r}); omit id for economic rows"
+            )
+        return derived
+
     @model_validator(mode="after")
     def _fits_one_request(self) -> Row:
-        # Cheap bound first (a character is at most 4 UTF-8 bytes, other
-        # values a few dozen); encode the row only when it might be too big.
+        # Cheap bound first (an escaped character is at most 12 bytes, a JSON
+        # column is escaped twice, other values take a few dozen); encode the
+        # row only when it might be too big.
         approx = 0
         for name, kind in self._columns:
             value = getattr(self, name)
             if isinstance(value, str):
-                approx += 4 * len(value)
+                approx += 12 * len(value)
             elif kind == _JSON and value is not None:
-                approx += 4 * len(json.dumps(value))
+                approx += 2 * _json_bytes(value)
             else:
                 approx += 40
         if approx <= MAX_ROW_BYTES:
             return self
-        size = len(json.dumps(self.to_bigquery_row(), ensure_ascii=False).encode("utf-8"))
+        size = _json_bytes(self.to_bigquery_row())
         if size > MAX_ROW_BYTES:
             raise ValueError(
                 f"row is {size:,} bytes as JSON; BigQuery rows must stay under "
@@ -268,12 +293,23 @@ class Row(BaseModel):
         return out
 
 
+#: Derived from the natural key when not given (see :meth:`Row._derive_id`);
+#: None only until validated.
+RowId = Annotated[Key | None, Field(default=None, validate_default=True)]
+
+
 class EventRow(Row):
-    """A news event with its risk score (table ``events``)."""
+    """A news event with its risk score (table ``events``).
+
+    Without an ``id``, the id is derived from what the source said (source,
+    URL, title and time), so the same article polled twice is one event.
+    Pass ``id`` when the source has its own identity (a Django primary key,
+    a feed's guid), or when distinct events may share all four fields.
+    """
 
     __table__ = schema.events
+    natural_key_fields = ("source_name", "source_url", "title", "mentioned_at")
 
-    id: Key = Field(default_factory=_new_uuid)
     title: BQString | None = None
     content: BQString | None = None
     source_url: BQString | None = None
@@ -283,21 +319,30 @@ class EventRow(Row):
     risk_score: FiniteFloat | None = None
     severity: BQString | None = None
     mentioned_at: UtcTimestamp
-    #: When the row was made; read-side de-duplication keeps the newest copy.
-    created_at: UtcTimestamp | None = Field(default_factory=_utc_now)
+    #: When the application created or last revised the event. Read-side
+    #: de-duplication keeps the copy with the newest ``created_at``, so set it
+    #: when revising an event. No default: a re-polled copy left without one
+    #: is identical to the first, so re-ingesting it changes no query result.
+    created_at: UtcTimestamp | None = None
     metadata: JsonObject | None = None
+    id: RowId
 
 
 class EntityMentionRow(Row):
-    """A mention of a PostgreSQL entity in an event (table ``entity_mentions``)."""
+    """A mention of a PostgreSQL entity in an event (table ``entity_mentions``).
+
+    Without an ``id``, the id is derived from the entity, the event, the time
+    and the context, so a mention extracted again is the same mention.
+    """
 
     __table__ = schema.entity_mentions
+    natural_key_fields = ("entity_id", "event_id", "mentioned_at", "context")
 
-    id: Key = Field(default_factory=_new_uuid)
     entity_id: Key
     event_id: BQString | None = None
     mentioned_at: UtcTimestamp
     context: BQString | None = None
+    id: RowId
 
 
 class EconomicRow(Row):
@@ -308,34 +353,13 @@ class EconomicRow(Row):
     then equal the derived id: a different one would defeat de-duplication.
     ``ingested_at`` says when the observation was fetched; on read the newest
     copy of an id wins, which is how a revised value replaces an old one.
-
-    Subclasses declare ``ingested_at`` and ``id`` *after* their key fields,
-    so the id validator sees the validated key.
     """
 
-    natural_key_fields: ClassVar[tuple[str, ...]]
-
-    @field_validator("id", mode="after", check_fields=False)
-    @classmethod
-    def _derive_id(cls, given: str | None, info: ValidationInfo) -> str | None:
-        key = [info.data.get(name) for name in cls.natural_key_fields]
-        if any(part is None for part in key):
-            return given  # a key field failed validation and is reported itself
-        derived = natural_id(cls.__table__.name, *key)
-        if given is not None and given != derived:
-            raise ValueError(
-                f"id {given!r} does not match the id derived from the natural key "
-                f"{cls.natural_key_fields} ({derived!r}); omit id for economic rows"
-            )
-        return derived
+    id_must_match_key = True
 
 
 #: When an observation was fetched (default: now, UTC).
 IngestedAt = Annotated[UtcTimestamp, Field(default_factory=_utc_now)]
-#: Derived from the natural key by EconomicRow; None only until validated.
-NaturalId = Annotated[str | None, Field(default=None, validate_default=True)]
-
-
 class FredObservation(EconomicRow):
     """One FRED series value on one date (table ``fred_indicators``)."""
 
@@ -348,7 +372,7 @@ class FredObservation(EconomicRow):
     series_name: BQString | None = None
     units: BQString | None = None
     ingested_at: IngestedAt
-    id: NaturalId
+    id: RowId
 
 
 class ComtradeObservation(EconomicRow):
@@ -363,7 +387,7 @@ class ComtradeObservation(EconomicRow):
     trade_flow: Key
     value_usd: FiniteFloat | None = None
     ingested_at: IngestedAt
-    id: NaturalId
+    id: RowId
 
 
 class WorldBankObservation(EconomicRow):
@@ -377,7 +401,7 @@ class WorldBankObservation(EconomicRow):
     value: FiniteFloat | None = None
     country_code: Key
     ingested_at: IngestedAt
-    id: NaturalId
+    id: RowId
 
 
 ROW_TYPES: dict[str, type[Row]] = {

@@ -9,9 +9,9 @@ network and reads no credentials.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,6 +67,7 @@ def insert_records(
                     reason=rejected.reason,
                     field=rejected.field,
                     retryable=rejected.retryable,
+                    record=rejected.record,
                 )
             )
     result.rejected.sort(key=lambda r: r.index)
@@ -137,21 +138,42 @@ class TimeSeriesService:
         return self.events.risk_trends(start_date, end_date, bucket=bucket_size)
 
 
-@cache
+_default: TimeSeriesService | None = None
+_default_lock = threading.Lock()
+
+
 def get_default_service() -> TimeSeriesService:
-    """The process-wide service, built on first call from the configured settings."""
-    return TimeSeriesService.from_settings()
+    """The process-wide service, built on first call from the configured settings.
+
+    One per process, shared by :data:`default_service` and the Django
+    integration; threads racing on the first call build one engine, not two.
+    """
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = TimeSeriesService.from_settings()
+    return _default
 
 
-class _LazyService:
-    """Forwards attribute access to :func:`get_default_service`, built on first use."""
+class _DefaultService(TimeSeriesService):
+    """A :class:`TimeSeriesService` whose parts are built on first use.
+
+    ``__init__`` builds nothing; the first read of ``events``, ``mentions``
+    or ``writer`` (through any method) builds :func:`get_default_service`.
+    """
+
+    def __init__(self) -> None:  # deliberately builds nothing
+        pass
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
         return getattr(get_default_service(), name)
 
     def __repr__(self) -> str:
         return "<bqrepo default service (created on first use)>"
 
 
-default_service: TimeSeriesService = _LazyService()  # type: ignore[assignment]
-"""Module-level default instance; nothing is created until an attribute is used."""
+default_service: TimeSeriesService = _DefaultService()
+"""Module-level default instance; nothing is created until it is used."""

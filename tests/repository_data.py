@@ -7,8 +7,10 @@ newer ``created_at``/``ingested_at``), and SQL-injection text in every
 string field.
 
 Loading uses plain SQLAlchemy ``insert()`` on DuckDB and
-``client.insert_rows_json`` on the stand-in, independent of bqrepo's writers
-(swap :func:`load` to the writers once they land).
+``client.insert_rows_json`` on the stand-in, deliberately independent of
+bqrepo's row types and writers, so a bug there cannot hide in both the data
+and the answer. The real write path (row types, derived ids, writers) is
+proven idempotent by tests/test_service.py and tests/test_writers.py.
 
 The oracle recomputes every answer in plain Python from the de-duplicated
 rows, with its own bucket arithmetic, and shares no code with bqrepo.

@@ -342,6 +342,14 @@ def test_injection_strings_come_back_as_data(loaded: Callable[[str], Repos], bac
     assert {row.metadata["k"] for row in everything} == set(data.INJECTIONS)
     entities = {t.entity_id for t in repos.mentions.trending(limit=100, as_of=data.AS_OF)}
     assert {data.INJECTIONS[2], data.INJECTIONS[3]} <= entities
+    # a string parameter is a value to compare, never SQL
+    ever = (date(1900, 1, 1), date(2100, 1, 1))
+    for text in (value + "x" for value in data.INJECTIONS):  # stored nowhere
+        assert repos.comtrade.totals(*ever, reporter_code=text) == []
+        assert repos.comtrade.totals(*ever, trade_flow=text) == []
+        assert repos.world_bank.series(text, text, *ever) == []
+        assert repos.events.recent(START, END, source_name=text) == []
+    assert repos.comtrade.totals(*ever)  # ... while the tables still answer
     # The tables are still there and whole.
     assert len(everything) == len({r["id"] for r in DATASET.tables["events"]})
 

@@ -151,13 +151,13 @@ def test_aware_datetimes_are_normalised_to_utc() -> None:
     assert from_string.mentioned_at == row.mentioned_at
 
 
-def test_generated_timestamps_are_utc_now() -> None:
+def test_ingested_at_defaults_to_utc_now_and_created_at_to_nothing() -> None:
     before = dt.datetime.now(UTC)
-    event = EventRow(mentioned_at=T0)
     fred = FredObservation(**MINIMAL["fred_indicators"])
     after = dt.datetime.now(UTC)
-    assert event.created_at is not None and before <= event.created_at <= after
     assert before <= fred.ingested_at <= after
+    # an event re-sent without created_at must be identical to the first copy
+    assert EventRow(mentioned_at=T0).created_at is None
 
 
 # --- numbers --------------------------------------------------------------------------
@@ -184,13 +184,29 @@ def test_floats_must_be_finite(table: str, column: str, bad: Any) -> None:
 def test_a_string_too_large_for_bigquery_names_its_field() -> None:
     errors = errors_of(EventRow, {"mentioned_at": T0, "content": "x" * (MAX_ROW_BYTES + 1)})
     assert list(errors) == ["content"]
-    assert "8,000,001 bytes" in errors["content"]
+    assert "8,000,003 bytes as JSON" in errors["content"]
 
 
-def test_size_is_counted_in_utf8_bytes() -> None:
-    snowmen = "\u2603" * (MAX_ROW_BYTES // 3 + 1)  # 3 bytes each
-    assert len(snowmen) < MAX_ROW_BYTES
+def test_size_is_counted_as_the_escaped_json_the_client_sends() -> None:
+    # google-cloud-bigquery sends ASCII JSON: each snowman travels as 6 bytes (\u2603).
+    snowmen = "\u2603" * (MAX_ROW_BYTES // 6 + 1)
+    assert len(snowmen.encode("utf-8")) < MAX_ROW_BYTES
     assert "content" in errors_of(EventRow, {"mentioned_at": T0, "content": snowmen})
+    fits = "\u2603" * (MAX_ROW_BYTES // 6 - 100)
+    assert EventRow(mentioned_at=T0, content=fits).content == fits
+
+
+def test_every_valid_row_fits_one_streaming_request() -> None:
+    from bqrepo.writers.bigquery_stream import MAX_REQUEST_BYTES
+
+    # The largest rows the types accept, in the costliest characters, still stream.
+    emoji = "\U0001f600" * (MAX_ROW_BYTES // 12 - 200)  # 12 bytes each as JSON
+    largest = [
+        EventRow(mentioned_at=T0, content=emoji),
+        EventRow(mentioned_at=T0, metadata={"text": '"' * (MAX_ROW_BYTES // 4 - 200)}),
+    ]
+    for row in largest:
+        assert len(json.dumps(row.to_bigquery_row())) < MAX_REQUEST_BYTES - 1_000
 
 
 def test_a_row_too_large_as_a_whole_is_rejected() -> None:
@@ -254,15 +270,37 @@ def test_metadata_must_be_an_object() -> None:
 # --- ids --------------------------------------------------------------------------------
 
 
-def test_events_and_mentions_get_random_uuids() -> None:
-    ids = {EventRow(mentioned_at=T0).id for _ in range(100)}
-    ids |= {EntityMentionRow(entity_id="e", mentioned_at=T0).id for _ in range(100)}
-    assert len(ids) == 200
-    assert all(uuid.UUID(value).version == 4 for value in ids)
+def test_events_and_mentions_without_an_id_get_one_from_what_identifies_them() -> None:
+    event = {"source_name": "Reuters", "source_url": "https://x/1", "title": "t", "mentioned_at": T0}
+    first = EventRow.model_validate(event)
+    # polled again later, with a new risk score: the same event
+    again = EventRow.model_validate({**event, "risk_score": 0.7, "created_at": T0 + dt.timedelta(hours=1)})
+    assert first.id == again.id and uuid.UUID(first.id).version == 5
+    for name in EventRow.natural_key_fields:
+        changed = T0 + dt.timedelta(microseconds=1) if name == "mentioned_at" else "other"
+        assert EventRow.model_validate({**event, name: changed}).id != first.id, name
+    # an aware time in another zone is the same instant, so the same id
+    caracas = dt.timezone(dt.timedelta(hours=-4))
+    assert EventRow.model_validate({**event, "mentioned_at": T0.astimezone(caracas)}).id == first.id
+
+    mention = {"entity_id": "e", "event_id": first.id, "mentioned_at": T0, "context": "c"}
+    assert EntityMentionRow.model_validate(mention).id == EntityMentionRow.model_validate(mention).id
+    for name in EntityMentionRow.natural_key_fields:
+        changed = T0 + dt.timedelta(seconds=1) if name == "mentioned_at" else "other"
+        assert (
+            EntityMentionRow.model_validate({**mention, name: changed}).id
+            != EntityMentionRow.model_validate(mention).id
+        ), name
+    # None and "" are different key parts
+    assert EntityMentionRow.model_validate({**mention, "context": None}).id != (
+        EntityMentionRow.model_validate({**mention, "context": ""}).id
+    )
 
 
-def test_a_given_event_id_is_kept() -> None:
+def test_a_given_event_or_mention_id_is_kept() -> None:
     assert EventRow(id="app-42", mentioned_at=T0).id == "app-42"
+    assert EntityMentionRow(id="m-1", entity_id="e", mentioned_at=T0).id == "m-1"
+    assert "id" in errors_of(EventRow, {"id": "", "mentioned_at": T0})
 
 
 ECONOMIC = [

@@ -55,11 +55,12 @@ FLOATS = [0.1, 1 / 3, 1e-300, 1.7976931348623157e308, -2.5, 0.0, 123456789.12345
 
 def events(n: int, seed: int = 1, days: int = 40) -> list[EventRow]:
     rng = random.Random(seed)
+    prefix = tag()  # ids derive from the URL: tests sharing a dataset must not share them
     return [
         EventRow(
             title=f"event {i} {INJECTION}" if i % 3 == 0 else f"event {i}",
             content=None if i % 4 == 0 else "c" * rng.randint(0, 200),
-            source_url=f"https://news.example/{i}?q='1'",
+            source_url=f"https://news.example/{prefix}/{i}?q='1'",
             source_name=rng.choice(["reuters", "efe", None]),
             event_type=rng.choice(["protest", "sanction", "election"]),
             location=rng.choice(["Caracas", "Maracaibo", None]),
@@ -85,9 +86,10 @@ def events(n: int, seed: int = 1, days: int = 40) -> list[EventRow]:
 
 def mentions(n: int, seed: int = 2) -> list[EntityMentionRow]:
     rng = random.Random(seed)
+    prefix = tag()
     return [
         EntityMentionRow(
-            entity_id=f"entity-{rng.randint(1, 5)}",
+            entity_id=f"{prefix}-entity-{rng.randint(1, 5)}",
             event_id=None if i % 7 == 0 else f"event-{i}",
             mentioned_at=T0 + dt.timedelta(seconds=rng.randint(0, 10 * 86_400), microseconds=i),
             context=INJECTION if i % 2 else "plain",
@@ -310,6 +312,7 @@ def test_duckdb_returns_rows_missing_not_null_values(duckdb_engine: sa.Engine) -
     [rejected] = result.rejected
     assert (rejected.index, rejected.field) == (1, "mentioned_at")
     assert rejected.row["id"] == "no-time" and rejected.row["title"] == INJECTION
+    assert rejected.record is bypassed
     assert "NOT NULL" in rejected.reason
     assert read_back(duckdb_engine, schema.events, batch) == expected(good)
 
@@ -352,7 +355,7 @@ def test_streaming_chunks_by_rows(bigquery_engine: sa.Engine) -> None:
 @pytest.mark.bigquery
 def test_streaming_chunks_by_bytes(bigquery_engine: sa.Engine) -> None:
     batch = [
-        EventRow(mentioned_at=T0 + dt.timedelta(hours=i), content="x" * 1_000) for i in range(10)
+        EventRow(source_url=tag(), mentioned_at=T0 + dt.timedelta(hours=i), content="x" * 1_000) for i in range(10)
     ]
     row_bytes = len(json.dumps(batch[0].to_bigquery_row()))
     writer = BigQueryStreamWriter.for_bind(
@@ -366,12 +369,12 @@ def test_streaming_chunks_by_bytes(bigquery_engine: sa.Engine) -> None:
 @pytest.mark.bigquery
 def test_streaming_returns_a_row_too_large_for_a_request_unsent(bigquery_engine: sa.Engine) -> None:
     small = events(4, seed=6)
-    big = EventRow(mentioned_at=T0, content="y" * 6_000)
+    big = EventRow(source_url=tag(), mentioned_at=T0, content="y" * 6_000)
     writer = BigQueryStreamWriter.for_bind(bigquery_engine, max_request_bytes=5_000)
     result = writer.write(schema.events, [small[0], small[1], big, small[2], small[3]])
     assert result.written == 4
     [rejected] = result.rejected
-    assert rejected.index == 2 and rejected.row["id"] == big.id
+    assert rejected.index == 2 and rejected.row["id"] == big.id and rejected.record is big
     assert "5,000-byte streaming request limit" in rejected.reason
     assert "load" in rejected.reason
     assert read_back(bigquery_engine, schema.events, [*small, big]) == expected(small)
@@ -393,6 +396,7 @@ def test_streaming_returns_rows_bigquery_rejects_and_stores_the_rest(
         (1, "mentioned_at", "no-time", False),
         (4, "risk_score", "not-a-float", False),
     ]
+    assert [r.record for r in result.rejected] == [no_time, not_a_float]
     assert "Missing required field: mentioned_at" in result.rejected[0].reason
     assert "Cannot convert value to float" in result.rejected[1].reason
     assert read_back(bigquery_engine, schema.events, batch) == expected(good)
@@ -451,8 +455,8 @@ def test_load_jobs_span_daily_partitions(bigquery_engine: sa.Engine) -> None:
 
 @pytest.mark.bigquery
 def test_a_failed_load_job_returns_all_its_rows(bigquery_engine: sa.Engine) -> None:
-    day_one = [EventRow(mentioned_at=T0 + dt.timedelta(hours=i)) for i in range(3)]
-    day_two = [EventRow(mentioned_at=T0 + dt.timedelta(days=1, hours=i)) for i in range(3)]
+    day_one = [EventRow(source_url=tag(), mentioned_at=T0 + dt.timedelta(hours=i)) for i in range(3)]
+    day_two = [EventRow(source_url=tag(), mentioned_at=T0 + dt.timedelta(days=1, hours=i)) for i in range(3)]
     broken = EventRow.model_construct(
         id="broken", mentioned_at=T0 + dt.timedelta(days=1, hours=5), risk_score="high"
     )
@@ -463,6 +467,7 @@ def test_a_failed_load_job_returns_all_its_rows(bigquery_engine: sa.Engine) -> N
     assert sorted(r.index for r in result.rejected) == [1, 2, 4, 6]
     assert {r.row["id"] for r in result.rejected} == {"broken"} | {row.id for row in day_two}
     for rejected in result.rejected:
+        assert rejected.record is batch[rejected.index]
         assert rejected.reason.startswith("load job ")
         assert "none of its rows stored" in rejected.reason
     assert read_back(bigquery_engine, schema.events, batch) == expected(day_one)

@@ -9,11 +9,9 @@ environment overrides them.
 
 from __future__ import annotations
 
-from functools import cache
-
 from django.apps import AppConfig
 
-from bqrepo.service import TimeSeriesService
+from bqrepo.service import TimeSeriesService, get_default_service
 from bqrepo.settings import load_settings
 
 __all__ = ["BqrepoConfig", "get_service"]
@@ -30,7 +28,10 @@ class BqrepoConfig(AppConfig):
         load_settings()
 
 
-@cache
 def get_service() -> TimeSeriesService:
-    """The service for this process, built from Django settings on first call."""
-    return TimeSeriesService.from_settings(load_settings())
+    """The service for this process, built from Django settings on first call.
+
+    The same instance as :func:`bqrepo.service.get_default_service` (settings
+    read Django's when it is configured), so a process holds one engine.
+    """
+    return get_default_service()

@@ -197,6 +197,11 @@ class EventRepository:
         if not fill_gaps:
             return found
         by_start = {item.bucket_start: item for item in found}
+        if unexpected := by_start.keys() - set(expected):
+            # The SQL and the Python bucket arithmetic disagree: a bug, never data to drop.
+            raise RuntimeError(
+                f"risk_trends returned buckets {sorted(unexpected)} that {spec} does not predict"
+            )
         return [by_start.get(moment, RiskBucket(moment, None, None, 0)) for moment in expected]
 
 

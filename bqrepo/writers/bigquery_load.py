@@ -98,7 +98,7 @@ class BigQueryLoadWriter:
         schema = self.target.client.get_table(table_id).schema
         for chunk in self._chunks(table, rows):
             result.merge(self._load(table_id, schema, chunk))
-        return result
+        return result.with_records(rows)
 
     def _chunks(self, table: sa.Table, rows: Sequence[Row]) -> Iterator[list[tuple[int, bytes]]]:
         """Jobs of (batch index, NDJSON line), grouped by partition, under both limits."""

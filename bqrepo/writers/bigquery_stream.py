@@ -73,7 +73,7 @@ class BigQueryStreamWriter:
         table_id = self.target.table_id(table)
         for chunk in self._chunks(rows, result):
             result.merge(self._send(table_id, chunk))
-        return result
+        return result.with_records(rows)
 
     def _chunks(
         self, rows: Sequence[Row], result: WriteResult

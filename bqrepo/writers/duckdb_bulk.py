@@ -91,7 +91,7 @@ class DuckDBWriter:
             self._insert(table, accepted)
             result.written = len(accepted)
             result.requests = 1
-        return result
+        return result.with_records(rows)
 
     def _insert(self, table: sa.Table, rows: list[Row]) -> None:
         batch = _arrow_batch(table, rows)

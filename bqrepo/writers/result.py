@@ -8,7 +8,7 @@ with its index in the batch, its data and the reason.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
@@ -23,10 +23,14 @@ class RejectedRow:
     """A row the database did not store.
 
     ``index`` is the row's position in the batch passed to ``write``; ``row``
-    is the data as it was sent; ``field`` names the column when the database
+    is the data as it was sent (its shape depends on the writer: the
+    insertAll JSON, a load-job line, DuckDB values, or the caller's record
+    when validation refused it); ``field`` names the column when the database
     said which. ``retryable`` is true when the rejection was not about the
     row itself (a stopped or timed-out request), so sending the same row
-    again can succeed.
+    again can succeed. ``record`` is the validated row, the same whichever
+    writer ran, ready to write again; it is None only when validation
+    rejected the record.
     """
 
     index: int
@@ -34,6 +38,7 @@ class RejectedRow:
     reason: str
     field: str | None = None
     retryable: bool = False
+    record: Row | None = None
 
 
 @dataclass
@@ -52,6 +57,14 @@ class WriteResult:
     def ok(self) -> bool:
         """True when every row of the batch was stored."""
         return not self.rejected
+
+    def with_records(self, rows: Sequence[Row]) -> WriteResult:
+        """Fill each rejection's ``record`` from ``rows``, the batch its index points into."""
+        self.rejected = [
+            rejected if rejected.record is not None else replace(rejected, record=rows[rejected.index])
+            for rejected in self.rejected
+        ]
+        return self
 
     def merge(self, other: WriteResult) -> None:
         """Add another chunk's outcome to this one."""
