@@ -44,6 +44,18 @@ _TIMESTAMP_GRANULARITIES = {"HOUR", "DAY", "MONTH", "YEAR"}
 # (googleapis/python-bigquery-sqlalchemy#1162), so only these are allowed.
 _DATE_GRANULARITIES = {"MONTH", "YEAR"}
 _GRANULARITIES_BY_TYPE = {"TIMESTAMP": _TIMESTAMP_GRANULARITIES, "DATE": _DATE_GRANULARITIES}
+# Why a granularity or type BigQuery itself accepts is refused, for the error message.
+_DATE_BY_DAY_REASON = (
+    "BigQuery accepts it, but sqlalchemy-bigquery 1.17 cannot compile CREATE TABLE for it "
+    "(googleapis/python-bigquery-sqlalchemy#1162), so the metadata could not declare the "
+    "table and every autogenerate would propose changing it back. Partition by MONTH or "
+    "YEAR, or partition a TIMESTAMP column by DAY"
+)
+_DATETIME_REASON = (
+    "DATETIME is a wall-clock time without a time zone; bqrepo stores instants as "
+    "TIMESTAMP (sa.TIMESTAMP(timezone=True)), and change_partitioning copies by DATE or "
+    "TIMESTAMP bounds only"
+)
 # https://cloud.google.com/bigquery/docs/labels-intro#requirements
 _LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
@@ -128,14 +140,19 @@ def check_partitioning(
         raise SchemaError(f"table {table_name!r}: partition column {field_name!r} does not exist")
     allowed = _GRANULARITIES_BY_TYPE.get(field_type.upper())
     if allowed is None:
+        reason = f": {_DATETIME_REASON}" if field_type.upper() == "DATETIME" else ""
         raise SchemaError(
             f"table {table_name!r}: partition column {field_name!r} must be TIMESTAMP or "
-            f"DATE, not {field_type}"
+            f"DATE, not {field_type}{reason}"
         )
     if granularity not in allowed:
+        if field_type.upper() == "DATE" and granularity == "DAY":
+            reason = f": {_DATE_BY_DAY_REASON}"
+        else:
+            reason = f"; use one of {sorted(allowed)}"
         raise SchemaError(
             f"table {table_name!r}: partition column {field_name!r} of type {field_type} "
-            f"cannot be partitioned by {granularity}; use one of {sorted(allowed)}"
+            f"cannot be partitioned by {granularity}{reason}"
         )
 
 

@@ -9,8 +9,18 @@ from typing import Sequence, Union
 
 from alembic import op
 import sqlalchemy as sa
-% if "TimePartitioning(" in (upgrades or "") + (downgrades or "") and "import TimePartitioning" not in (imports or ""):
-from google.cloud.bigquery import TimePartitioning
+<%
+    # Autogenerate renders the bigquery_*_partitioning options as these classes
+    # without importing them; import the ones used and not imported yet.
+    code = (upgrades or "") + (downgrades or "")
+    bigquery_names = [
+        name
+        for name in ("PartitionRange", "RangePartitioning", "TimePartitioning")
+        if name + "(" in code and name not in (imports or "")
+    ]
+%>\
+% if bigquery_names:
+from google.cloud.bigquery import ${", ".join(bigquery_names)}
 % endif
 ${imports if imports else ""}
 

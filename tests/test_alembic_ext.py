@@ -12,6 +12,9 @@ import datetime as dt
 import io
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +39,8 @@ from bqrepo.settings import Settings
 from bqrepo.table_options import PartitionLimitWarning, SchemaError
 
 pytestmark = pytest.mark.bigquery
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------- helpers
 
@@ -295,7 +300,8 @@ def test_change_partition_granularity_of_fred_indicators(tmp_path, loaded) -> No
     assert source.count("import TimePartitioning") == 1
     assert (
         "op.change_partitioning('fred_indicators', TimePartitioning(field='date', type_='YEAR'), "
-        "existing=TimePartitioning(field='date', type_='MONTH'))" in source
+        "existing=TimePartitioning(field='date', type_='MONTH'), require_partition_filter=False)"
+        in source
     )
     ref = table_ref(settings, "fred_indicators")
     original = client.get_table(ref)
@@ -317,6 +323,61 @@ def test_change_partition_granularity_of_fred_indicators(tmp_path, loaded) -> No
     assert (table.time_partitioning.field, table.time_partitioning.type_) == ("date", "MONTH")
     assert data_summary(client, settings) == before
     assert staging_tables(client, settings) == []
+
+
+def test_a_new_labelled_table_autogenerates_empty_after_upgrade(tmp_path, loaded) -> None:
+    """CREATE TABLE cannot carry labels: op.create_table sets them right after,
+    so the next autogenerate finds nothing to do."""
+    settings, client, _ = loaded
+
+    def add_table(metadata: sa.MetaData) -> None:
+        sa.Table(
+            "labelled",
+            metadata,
+            sa.Column("id", sa.String, nullable=False),
+            sa.Column("at", sa.TIMESTAMP(timezone=True), nullable=False),
+            bigquery_time_partitioning=TimePartitioning(field="at", type_="DAY"),
+            info={"bigquery_labels": {"team": "data", "tier": "gold"}},
+        )
+
+    metadata = changed_metadata(add_table)
+    source, upgrade, downgrade = run_scenario(tmp_path, loaded, metadata)
+    assert "info={'bigquery_labels': {'team': 'data', 'tier': 'gold'}}" in source
+
+    upgrade()
+    assert client.get_table(table_ref(settings, "labelled")).labels == {"team": "data", "tier": "gold"}
+    assert_no_further_changes(settings, metadata)
+
+    downgrade()
+    dataset = f"{settings.bigquery_project}.{settings.bigquery_dataset}"
+    assert "labelled" not in {t.table_id for t in client.list_tables(dataset)}
+
+
+def test_autogenerate_never_proposes_dropping_a_staging_table(tmp_path, bigquery_settings, caplog) -> None:
+    """After an interrupted change_partitioning the staging table may hold the
+    only copy of the rows: autogenerate leaves it alone and says why."""
+    settings = bigquery_settings
+    migrate.upgrade(settings)
+    client = bigquery_client(settings)
+    name = "fred_indicators" + STAGING_SUFFIX
+    staging = bigquery.Table(
+        table_ref(settings, name), schema=client.get_table(table_ref(settings, "fred_indicators")).schema
+    )
+    client.create_table(staging)
+    row = {"id": "f1", "series_id": "GDP", "date": "1999-01-01", "value": 1.5}
+    assert client.insert_rows_json(table_ref(settings, name), [row]) == []
+    caplog.set_level("WARNING", logger="bqrepo.alembic_ext")
+
+    source = autogenerate(scenario_config(tmp_path, settings, schema.metadata))
+    assert code_of(source, "upgrade") == ["pass"]
+    assert code_of(source, "downgrade") == ["pass"]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        f"table {name!r} is left over from an interrupted change_partitioning of "
+        "'fred_indicators'" in message
+        for message in warned
+    ), warned
+    assert client.get_table(table_ref(settings, name)).num_rows == 1
 
 
 def test_toggle_require_partition_filter(tmp_path, loaded) -> None:
@@ -441,6 +502,75 @@ def test_interrupted_repartition_completes_when_run_again(loaded, monkeypatch, c
     assert data_summary(client, settings) == before
 
 
+# A child process that changes events' partitioning to created_at and is
+# SIGKILLed right after the old table's require_partition_filter was switched
+# off: nothing gets the chance to restore it.
+_KILLED_AFTER_RELAXING = """
+import os, signal, sys
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from google.cloud.bigquery import TimePartitioning
+from bqrepo.alembic_ext import partitioning
+from bqrepo.engine import create_engine
+from bqrepo.settings import Settings
+
+project, dataset, url, host, *wanted = sys.argv[1:]
+settings = Settings(project_id=project, dataset=dataset, url=url, emulator_host=host)
+kwargs = {"require_partition_filter": wanted[0] == "True"} if wanted else {}
+partitioning._Repartition._validate = lambda self, source: os.kill(os.getpid(), signal.SIGKILL)
+with create_engine(settings).connect() as connection:
+    op = Operations(MigrationContext.configure(connection, opts={"bqrepo_settings": settings}))
+    op.change_partitioning("events", TimePartitioning(field="created_at", type_="DAY"), **kwargs)
+"""
+
+
+@pytest.mark.parametrize("wanted", [None, True], ids=["default", "carried-in-op"])
+def test_killed_repartition_keeps_require_partition_filter_when_run_again(
+    loaded, monkeypatch, wanted
+) -> None:
+    """events requires a partition filter. A run killed after switching that off
+    on the old table, and then a run interrupted in its copy, leave the old
+    table requiring it again; the run that completes rebuilds it requiring it."""
+    settings, client, before = loaded
+    ref = table_ref(settings, "events")
+    args = [settings.bigquery_project, settings.bigquery_dataset, settings.url, settings.emulator_host]
+    kwargs = {} if wanted is None else {"require_partition_filter": wanted}
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_AFTER_RELAXING, *args, *(str(v) for v in kwargs.values())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    table = client.get_table(ref)
+    assert (table.time_partitioning.field, table.require_partition_filter) == ("mentioned_at", False)
+    assert staging_tables(client, settings) == []
+
+    by_created = TimePartitioning(field="created_at", type_="DAY")
+    change = lambda op: op.change_partitioning("events", by_created, **kwargs)  # noqa: E731
+    original = partitioning._Repartition._copy_chunk
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt("simulated crash")
+
+    monkeypatch.setattr(partitioning._Repartition, "_copy_chunk", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_ops(settings, change)
+    table = client.get_table(ref)
+    assert (table.time_partitioning.field, table.require_partition_filter) == ("mentioned_at", True)
+    assert table.labels == {}
+    monkeypatch.setattr(partitioning._Repartition, "_copy_chunk", original)
+
+    run_ops(settings, change)
+    table = client.get_table(ref)
+    assert (table.time_partitioning.field, table.require_partition_filter) == ("created_at", True)
+    assert table.labels == {}
+    assert staging_tables(client, settings) == []
+    nulls = query(client, f"SELECT COUNT(*), SUM(risk_score) FROM `{ref}` WHERE created_at IS NULL")
+    assert tuple(nulls[0]) == before["events"][:2]
+
+
 def test_repartition_warns_before_exceeding_10000_partitions(bigquery_settings) -> None:
     migrate.upgrade(bigquery_settings)
     client = bigquery_client(bigquery_settings)
@@ -473,6 +603,14 @@ INVALID_OPERATIONS = [
             "fred_indicators", TimePartitioning(field="nope", type_="YEAR")
         ),
         "partition column 'nope' does not exist",
+    ),
+    (
+        lambda op: op.change_partitioning(
+            "fred_indicators", TimePartitioning(field="date", type_="DAY")
+        ),
+        "partition column 'date' of type DATE cannot be partitioned by DAY: BigQuery accepts "
+        "it, but sqlalchemy-bigquery 1.17 cannot compile CREATE TABLE for it "
+        "(googleapis/python-bigquery-sqlalchemy#1162)",
     ),
     (
         lambda op: op.set_clustering("events", ["event_type", "nope"]),

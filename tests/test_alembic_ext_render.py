@@ -4,16 +4,20 @@ reverses, and the offline DDL they compile to. No database needed."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 import sqlglot
 import sqlalchemy_bigquery
+from alembic import util as alembic_util
 from alembic.autogenerate import render
 from alembic.autogenerate.api import AutogenContext
 from alembic.migration import MigrationContext
 from alembic.operations import Operations, ops
-from google.cloud.bigquery import TimePartitioning
+from google.cloud.bigquery import PartitionRange, RangePartitioning, TimePartitioning
+from mako.template import Template
 
 from bqrepo.alembic_ext import (
     BigQueryImpl,
@@ -81,6 +85,25 @@ def test_change_partitioning_renders_with_its_import() -> None:
     )
 
 
+def test_change_partitioning_carries_the_wanted_partition_filter() -> None:
+    """The value the rebuilt table gets is in the op, so a re-run cannot lose it;
+    the reverse keeps the table's (its set_table_options is reversed first)."""
+    op = ChangePartitioningOp(
+        "events",
+        TimePartitioning(field="created_at", type_="DAY"),
+        existing=TimePartitioning(field="mentioned_at", type_="DAY"),
+        require_partition_filter=True,
+    )
+    assert rendered(op)[0] == (
+        "op.change_partitioning('events', TimePartitioning(field='created_at', type_='DAY'), "
+        "existing=TimePartitioning(field='mentioned_at', type_='DAY'), "
+        "require_partition_filter=True)"
+    )
+    assert op.reverse().require_partition_filter is None
+    with pytest.raises(SchemaError, match="table 'events': require_partition_filter needs a partitioned"):
+        ChangePartitioningOp("events", None, require_partition_filter=True)
+
+
 @pytest.mark.parametrize(
     "op",
     [
@@ -122,6 +145,103 @@ def offline(*calls) -> str:
     for call in calls:
         call(operations)
     return buffer.getvalue()
+
+
+def with_op_proxy(function: Any) -> Any:
+    """Run a revision's ``upgrade``/``downgrade`` (which use ``alembic.op``) on ``operations``."""
+
+    def call(operations: Operations) -> None:
+        with Operations.context(operations.migration_context):
+            function()
+
+    return call
+
+
+SCRIPT_TEMPLATE = Path(__file__).resolve().parents[1] / "migrations" / "script.py.mako"
+
+
+def revision_source(upgrade_ops: ops.UpgradeOps) -> str:
+    """The revision file ``alembic revision --autogenerate`` writes for ``upgrade_ops``."""
+    script = ops.MigrationScript("0002", upgrade_ops, upgrade_ops.reverse())
+    template_args: dict[str, Any] = {}
+    render._render_python_into_templatevars(autogen_context(), script, template_args)
+    return Template(filename=str(SCRIPT_TEMPLATE)).render_unicode(
+        up_revision="0002",
+        down_revision="0001",
+        branch_labels=None,
+        depends_on=None,
+        create_date="2026-01-01",
+        message="partitioned tables",
+        comma=alembic_util.format_as_comma,
+        **template_args,
+    )
+
+
+def test_the_script_template_imports_the_partitioning_it_renders() -> None:
+    """Autogenerate renders ``bigquery_range_partitioning`` and
+    ``bigquery_time_partitioning`` as constructor calls without imports; the
+    template adds them, and the revision runs."""
+    metadata = sa.MetaData()
+    by_year = sa.Table(
+        "by_year",
+        metadata,
+        # The dialect range-partitions INTEGER columns only, not sa.Integer.
+        sa.Column("year", sa.INTEGER, nullable=False),
+        bigquery_range_partitioning=RangePartitioning(
+            field="year", range_=PartitionRange(start=1900, end=2200, interval=1)
+        ),
+    )
+    by_day = sa.Table(
+        "by_day",
+        metadata,
+        sa.Column("ts", sa.TIMESTAMP(timezone=True), nullable=False),
+        bigquery_time_partitioning=TimePartitioning(field="ts", type_="DAY"),
+    )
+    source = revision_source(
+        ops.UpgradeOps([ops.CreateTableOp.from_table(by_year), ops.CreateTableOp.from_table(by_day)])
+    )
+    assert "RangePartitioning(field='year', range_=PartitionRange(" in source
+    assert "from google.cloud.bigquery import PartitionRange, RangePartitioning, TimePartitioning\n" in source
+    assert source.count("import PartitionRange") == 1
+
+    revision: dict[str, Any] = {}
+    exec(compile(source, "0002_partitioned_tables.py", "exec"), revision)  # noqa: S102
+    sql = offline(with_op_proxy(revision["upgrade"]), with_op_proxy(revision["downgrade"]))
+    assert "PARTITION BY RANGE_BUCKET(year, GENERATE_ARRAY(1900, 2200, 1))" in sql
+    assert "PARTITION BY TIMESTAMP_TRUNC(ts, DAY)" in sql
+    assert "DROP TABLE `by_year`" in sql
+
+
+def test_the_script_template_imports_each_class_once() -> None:
+    """change_partitioning's renderer imports TimePartitioning itself."""
+    op = ChangePartitioningOp(
+        "fred_indicators",
+        TimePartitioning(field="date", type_="YEAR"),
+        existing=TimePartitioning(field="date", type_="MONTH"),
+    )
+    source = revision_source(ops.UpgradeOps([ops.ModifyTableOps("fred_indicators", [op])]))
+    assert source.count("import TimePartitioning") == 1
+    exec(compile(source, "0002_partitioned_tables.py", "exec"), {})  # noqa: S102
+
+
+def test_offline_create_table_sets_its_labels() -> None:
+    """sqlalchemy-bigquery drops labels from CREATE TABLE; the impl sets them after it."""
+    sql = offline(
+        lambda op: op.create_table(
+            "labelled",
+            sa.Column("id", sa.String),
+            info={"bigquery_labels": {"team": "data", "env": "prod"}},
+            if_not_exists=True,
+        ),
+        lambda op: op.create_table("plain", sa.Column("id", sa.String)),
+    )
+    assert sql == (
+        "CREATE TABLE IF NOT EXISTS `labelled` (\n    `id` STRING\n);\n\n"
+        "ALTER TABLE `labelled` SET OPTIONS(labels=[('env', 'prod'), ('team', 'data')]);\n\n"
+        "CREATE TABLE `plain` (\n    `id` STRING\n);\n\n"
+    )
+    with pytest.raises(SchemaError, match="table 'bad': label key 'Team'"):
+        offline(lambda op: op.create_table("bad", sa.Column("id", sa.String), info={"bigquery_labels": {"Team": "x"}}))
 
 
 def test_offline_set_table_options_is_ddl() -> None:

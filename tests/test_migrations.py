@@ -168,6 +168,10 @@ def offline_sql(url: str) -> str:
 def test_offline_sql_prints_complete_bigquery_ddl() -> None:
     sql = offline_sql("bigquery://my-project/analytics")
     assert "CREATE SCHEMA IF NOT EXISTS `my-project`.`analytics` OPTIONS(location='US');" in sql
+    # The dataset comes first, once: every table, alembic_version too, lives in it.
+    assert sql.count("CREATE SCHEMA") == 1
+    assert sql.index("CREATE SCHEMA") < sql.index("CREATE TABLE `alembic_version`")
+    assert sql.index("CREATE SCHEMA") < sql.index("CREATE TABLE")
     for name in TABLES:
         assert f"CREATE TABLE IF NOT EXISTS `{name}`" in sql
     assert sql.count("PARTITION BY") == 5

@@ -136,7 +136,25 @@ def ts(name: str = "ts") -> sa.Column:
                 sa.Column("d", sa.Date, nullable=False),
                 bigquery_time_partitioning=TimePartitioning(field="d", type_="DAY"),
             ),
-            "partition column 'd' of type DATE cannot be partitioned by DAY",
+            "partition column 'd' of type DATE cannot be partitioned by DAY: BigQuery accepts it, "
+            "but sqlalchemy-bigquery 1.17 cannot compile CREATE TABLE for it "
+            "(googleapis/python-bigquery-sqlalchemy#1162)",
+        ),
+        (
+            lambda: _table(
+                sa.Column("d", sa.Date, nullable=False),
+                bigquery_time_partitioning=TimePartitioning(field="d", type_="HOUR"),
+            ),
+            "partition column 'd' of type DATE cannot be partitioned by HOUR; use one of "
+            "['MONTH', 'YEAR']",
+        ),
+        (
+            lambda: _table(
+                sa.Column("dt", sa.DateTime, nullable=False),
+                bigquery_time_partitioning=TimePartitioning(field="dt", type_="DAY"),
+            ),
+            "partition column 'dt' must be TIMESTAMP or DATE, not DATETIME: DATETIME is a "
+            "wall-clock time without a time zone",
         ),
         (
             lambda: _table(

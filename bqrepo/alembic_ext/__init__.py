@@ -12,8 +12,10 @@ its autogenerate renderer, the way alembic-postgresql-enum is organised:
 :mod:`~bqrepo.alembic_ext.compare` is the autogenerate plugin that emits them;
 :mod:`~bqrepo.alembic_ext.reflection` fixes the dialect's reflection so
 autogenerate can run at all. Importing this package registers everything
-with Alembic; ``migrations/env.py`` does so and enables the plugin with
-``autogenerate_plugins=AUTOGENERATE_PLUGINS``.
+with Alembic; ``migrations/env.py`` does so, enables the plugin with
+``autogenerate_plugins=AUTOGENERATE_PLUGINS`` and passes
+``include_name=include_name`` so that a table left by an interrupted
+``change_partitioning`` is never proposed for dropping.
 """
 
 from alembic.runtime.plugins import Plugin, _all_plugins
@@ -23,7 +25,7 @@ from bqrepo.alembic_ext.clustering import SetClusteringOp
 from bqrepo.alembic_ext.columns import BigQueryImpl
 from bqrepo.alembic_ext.dataset import CreateDatasetOp, ensure_dataset
 from bqrepo.alembic_ext.options import SetTableOptionsOp
-from bqrepo.alembic_ext.partitioning import ChangePartitioningOp, RepartitionError
+from bqrepo.alembic_ext.partitioning import ChangePartitioningOp, RepartitionError, include_name
 from bqrepo.alembic_ext.reflection import patch_reflection
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "SetClusteringOp",
     "SetTableOptionsOp",
     "ensure_dataset",
+    "include_name",
 ]
 
 #: Alembic's own comparisons plus bqrepo's; pass as ``autogenerate_plugins``.

@@ -63,6 +63,7 @@ class SetClusteringOp(MigrateOperation):
         operations.invoke(cls(table_name, fields, existing=existing, schema=schema))
 
     def reverse(self) -> SetClusteringOp:
+        """The downgrade: cluster by ``existing`` again; fails when it was not recorded."""
         if self.existing is None:
             raise ValueError(
                 f"set_clustering({self.table_name!r}) has no existing= clustering, so it "
@@ -73,6 +74,7 @@ class SetClusteringOp(MigrateOperation):
         )
 
     def to_diff_tuple(self) -> tuple[str, str, tuple[str, ...] | None, tuple[str, ...]]:
+        """``compare_metadata``'s view: the clustering columns, old and new."""
         return ("set_clustering", self.table_name, self.existing, self.fields)
 
 

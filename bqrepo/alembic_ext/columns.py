@@ -18,6 +18,11 @@ that impl (same ``__dialect__``, so Alembic picks this one) to fix the rest:
 * **Partition and clustering columns.** BigQuery refuses to drop them (the
   local stand-in does not), so ``drop_column`` checks the live table first
   and says which operation to run before it.
+* **Labels of new tables.** sqlalchemy-bigquery drops labels from
+  ``CREATE TABLE``, so ``create_table`` follows it with ``ALTER TABLE ... SET
+  OPTIONS(labels=[...])`` for the labels declared in
+  ``info["bigquery_labels"]``; otherwise the next autogenerate would propose
+  them. The same statement runs online and is printed offline.
 * **Imports.** Types from ``sqlalchemy_bigquery`` (``STRUCT``) were rendered
   into migrations as ``sqlalchemy_bigquery._struct.STRUCT(a=String())``
   with no import and unqualified field types; they render as
@@ -30,22 +35,36 @@ from typing import Any, Literal
 
 from alembic.autogenerate import render
 from alembic.autogenerate.api import AutogenContext
-from sqlalchemy import Column
+from sqlalchemy import Column, Table
 from sqlalchemy.types import TypeEngine
 from sqlalchemy_bigquery import STRUCT
 from sqlalchemy_bigquery.base import SqlalchemyBigqueryImpl
 
 from bqrepo.alembic_ext import live
+from bqrepo.alembic_ext.options import SetTableOptions
 from bqrepo.engine import client_of
-from bqrepo.table_options import SchemaError
+from bqrepo.table_options import SchemaError, TableOptions, check_labels
 
 __all__ = ["BigQueryImpl"]
 
 
 class BigQueryImpl(SqlalchemyBigqueryImpl):
-    """sqlalchemy-bigquery's Alembic impl with safe, re-runnable column changes."""
+    """sqlalchemy-bigquery's Alembic impl: safe, re-runnable column changes, labelled new tables."""
 
     __dialect__ = "bigquery"
+
+    def create_table(self, table: Table, **kw: Any) -> None:
+        """Create ``table``, then set the labels its metadata declares.
+
+        Labels are set after the ``CREATE TABLE``, which cannot carry them; with
+        ``if_not_exists=True`` on an existing table they are set all the same,
+        so a re-run converges on the declared set.
+        """
+        labels = TableOptions.of(table).labels
+        check_labels(table.name, labels)
+        super().create_table(table, **kw)
+        if labels:
+            self.execute(SetTableOptions(table.name, {"labels": labels}, table.schema))
 
     def add_column(
         self,
@@ -56,6 +75,8 @@ class BigQueryImpl(SqlalchemyBigqueryImpl):
         if_not_exists: bool | None = None,
         **kw: Any,
     ) -> None:
+        """``ADD COLUMN IF NOT EXISTS`` unless told otherwise; a NOT NULL column is
+        refused before anything runs, since BigQuery cannot add a REQUIRED one."""
         if not column.nullable:
             raise SchemaError(
                 f"table {table_name!r}: cannot add column {column.name!r} as NOT NULL: "
@@ -80,6 +101,9 @@ class BigQueryImpl(SqlalchemyBigqueryImpl):
         if_exists: bool | None = None,
         **kw: Any,
     ) -> None:
+        """``DROP COLUMN IF EXISTS`` unless told otherwise. Online, dropping a
+        partition or clustering column is refused first, naming the operation to
+        run before it: BigQuery would fail mid-revision (the stand-in drops it)."""
         if not self.as_sql:
             self._refuse_dropping_a_key_column(table_name, column.name, schema)
         super().drop_column(
@@ -99,6 +123,7 @@ class BigQueryImpl(SqlalchemyBigqueryImpl):
         existing_nullable: bool | None = None,
         **kw: Any,
     ) -> None:
+        """Refuse making a column NOT NULL (BigQuery cannot); pass the rest on."""
         if nullable is False:
             if existing_nullable is not False:
                 raise SchemaError(
@@ -114,6 +139,7 @@ class BigQueryImpl(SqlalchemyBigqueryImpl):
     def render_type(
         self, type_obj: TypeEngine[Any], autogen_context: AutogenContext
     ) -> str | Literal[False]:
+        """Render ``STRUCT`` importably; ``False`` leaves other types to Alembic."""
         if isinstance(type_obj, STRUCT):
             autogen_context.imports.add("import sqlalchemy_bigquery")
             fields = ", ".join(

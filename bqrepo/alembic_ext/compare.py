@@ -7,7 +7,7 @@ that exists on both sides through google-cloud-bigquery's ``get_table``,
 turns both into :class:`~bqrepo.table_options.TableOptions`, and emits:
 
 * ``change_partitioning`` when the partition column or granularity differ
-  (expiration travels with it);
+  (expiration and the wanted require_partition_filter travel with it);
 * ``set_clustering`` when the clustering columns differ;
 * ``set_table_options`` for require_partition_filter, partition expiration
   (when the partitioning itself is unchanged), description and labels.
@@ -73,7 +73,12 @@ def compare_table_options(
     if repartition:
         ops.append(
             ChangePartitioningOp(
-                table_name, wanted.time_partitioning, existing=found.time_partitioning, schema=schema
+                table_name,
+                wanted.time_partitioning,
+                existing=found.time_partitioning,
+                # Carried so that a re-run after a hard kill cannot lose it.
+                require_partition_filter=wanted.require_partition_filter,
+                schema=schema,
             )
         )
         log.info("Detected partitioning change on %r", table_name)

@@ -60,13 +60,20 @@ def ensure_dataset(bind: sa.engine.Connection | Any, settings: Settings) -> None
     ``bind`` is a connection, or Alembic's ``impl`` (anything with
     ``execute`` and ``dialect``). Online, the dataset is created through the
     API exactly as ``bq mk --dataset --location=...`` does; offline
-    (``--sql``) the equivalent DDL is printed instead.
+    (``--sql``) the equivalent DDL is printed instead, once per run: env.py
+    prints it before Alembic's ``CREATE TABLE alembic_version`` (which would
+    fail in a missing dataset), and the first revision's
+    ``op.create_dataset()`` then has nothing to add.
     """
     if bind.dialect.name != "bigquery":
         return
     element = CreateDataset(settings.bigquery_project, settings.bigquery_dataset, settings.location)
     if getattr(bind, "as_sql", False):
-        bind.execute(element)
+        # ``memo`` is Alembic's per-run scratch space on the impl.
+        printed: set[tuple[str, str]] = bind.memo.setdefault("bqrepo_datasets_printed", set())
+        if (element.project, element.dataset) not in printed:
+            printed.add((element.project, element.dataset))
+            bind.execute(element)
         return
     from google.cloud import bigquery
 

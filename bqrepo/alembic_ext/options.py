@@ -117,6 +117,11 @@ class SetTableOptionsOp(MigrateOperation):
         operations.invoke(cls(table_name, options, existing=existing, schema=schema))
 
     def reverse(self) -> SetTableOptionsOp:
+        """The downgrade: put back the ``existing`` values of the options set.
+
+        Fails when one was not recorded: guessing it would silently change the
+        table on downgrade.
+        """
         missing = [k for k in self.options if self.existing is None or k not in self.existing]
         if missing:
             raise ValueError(
@@ -132,6 +137,7 @@ class SetTableOptionsOp(MigrateOperation):
         )
 
     def to_diff_tuple(self) -> tuple[str, str, dict[str, Any] | None, dict[str, Any]]:
+        """``compare_metadata``'s view: the options' old and new values."""
         return ("set_table_options", self.table_name, self.existing, self.options)
 
 
@@ -140,7 +146,9 @@ class SetTableOptions(ExecutableDDLElement):
 
     inherit_cache = False
 
-    def __init__(self, table_name: str, options: Mapping[str, Any], schema: str | None = None):
+    def __init__(
+        self, table_name: str, options: Mapping[str, Any], schema: str | None = None
+    ) -> None:
         self.table_name = table_name
         self.options = dict(options)
         self.schema = schema

@@ -6,9 +6,9 @@ phases, each step idempotent and its progress readable from what exists, so
 that running the migration again after an interruption finishes the job:
 
 1. create ``<table>__bqrepo_repartition`` with the new partitioning (and the
-   old table's schema, clustering, description, labels and
-   require_partition_filter), through the API so column modes and
-   descriptions are kept exactly;
+   old table's schema, clustering, description and labels, and the
+   require_partition_filter the op asks for, by default the old table's),
+   through the API so column modes and descriptions are kept exactly;
 2. copy the rows into it in chunks of at most ``max_partitions_per_job``
    partitions of the new spec (``INSERT ... SELECT ... WHERE col >= @lo AND
    col < @hi``), then verify each chunk: row count, ``BIT_XOR`` and ``SUM``
@@ -29,13 +29,17 @@ Every query filters on the new partition column with a filter BigQuery can
 prune by, so tables with ``require_partition_filter`` can be read. When the
 partition column itself changes and the old table requires a partition
 filter, that requirement is switched off on the old table (which is dropped
-at the end) and restored if the copy fails.
+at the end) and restored if the copy fails. The same patch labels the old
+table ``bqrepo_relaxed_partition_filter=true``, so that a run killed before
+it could restore anything (SIGKILL, a lost machine) still knows, when run
+again, that the rebuilt table must require a filter.
 
 Offline (``--sql``) the operation cannot run: the chunks depend on the data
 and the verification on query results. It prints a comment saying so.
 Writers must be paused while it runs: rows written to the old table after
 their chunk was copied would be lost (verification catches those written
-before it checks).
+before it checks). Readers too: between steps 3 and 4 the table is missing,
+then partly filled.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,11 +66,13 @@ from bqrepo.table_options import (
     check_partitioning,
 )
 
-__all__ = ["STAGING_SUFFIX", "ChangePartitioningOp", "RepartitionError", "UNKNOWN"]
+__all__ = ["STAGING_SUFFIX", "UNKNOWN", "ChangePartitioningOp", "RepartitionError", "include_name"]
 
 log = logging.getLogger("bqrepo.alembic_ext")
 
 STAGING_SUFFIX = "__bqrepo_repartition"
+# On the old table while its require_partition_filter is switched off.
+_RELAXED_LABEL = "bqrepo_relaxed_partition_filter"
 # BigQuery puts values outside these dates into the __UNPARTITIONED__ partition.
 _FIRST_PARTITIONED_DAY = dt.date(1960, 1, 1)
 _LAST_PARTITIONED_DAY = dt.date(2159, 12, 31)
@@ -91,6 +98,28 @@ class RepartitionError(RuntimeError):
 UNKNOWN: Any = ...
 
 
+def include_name(name: str | None, type_: str, parent_names: Mapping[str, str | None]) -> bool:
+    """Alembic ``include_name`` hook: leave staging tables out of autogenerate.
+
+    A ``<table>__bqrepo_repartition`` table is in no metadata, so autogenerate
+    would propose ``drop_table`` for it; after an interrupted rebuild it may
+    hold the only copy of the rows. It is skipped, with a warning saying to
+    run the migration again, which finishes the rebuild and drops it.
+    ``migrations/env.py`` passes this to ``context.configure``; an env.py
+    with a filter of its own should call it from that filter.
+    """
+    if type_ == "table" and name is not None and name.endswith(STAGING_SUFFIX):
+        log.warning(
+            "table %r is left over from an interrupted change_partitioning of %r and may "
+            "hold its only copy of the rows: autogenerate ignores it. Run the migration "
+            "again to finish the rebuild (which drops it); do not drop it by hand.",
+            name,
+            name.removesuffix(STAGING_SUFFIX),
+        )
+        return False
+    return True
+
+
 def _spec(partitioning: TimePartitioning | None) -> tuple[str | None, str] | None:
     """What identifies a partitioning: column and granularity (not expiration)."""
     if partitioning is None:
@@ -109,7 +138,11 @@ def _render_partitioning(partitioning: TimePartitioning | None) -> str:
 
 @Operations.register_operation("change_partitioning")
 class ChangePartitioningOp(MigrateOperation):
-    """Rebuild ``table_name`` partitioned by ``partitioning`` (``None``: unpartitioned)."""
+    """Rebuild ``table_name`` partitioned by ``partitioning`` (``None``: unpartitioned).
+
+    ``require_partition_filter`` is what the rebuilt table gets; autogenerate
+    sets it from the metadata. ``None`` keeps the old table's.
+    """
 
     def __init__(
         self,
@@ -117,6 +150,7 @@ class ChangePartitioningOp(MigrateOperation):
         partitioning: TimePartitioning | None,
         *,
         existing: TimePartitioning | None = UNKNOWN,
+        require_partition_filter: bool | None = None,
         max_partitions_per_job: int = MAX_PARTITIONS_MODIFIED_PER_JOB,
         schema: str | None = None,
     ) -> None:
@@ -124,6 +158,10 @@ class ChangePartitioningOp(MigrateOperation):
             raise SchemaError(
                 f"table {table_name!r}: unknown granularity {partitioning.type_!r}; "
                 f"use one of {sorted(_GRANULARITIES)}"
+            )
+        if partitioning is None and require_partition_filter:
+            raise SchemaError(
+                f"table {table_name!r}: require_partition_filter needs a partitioned table"
             )
         if not 1 <= max_partitions_per_job <= MAX_PARTITIONS_MODIFIED_PER_JOB:
             raise ValueError(
@@ -133,6 +171,7 @@ class ChangePartitioningOp(MigrateOperation):
         self.table_name = table_name
         self.partitioning = partitioning
         self.existing = existing
+        self.require_partition_filter = require_partition_filter
         self.max_partitions_per_job = max_partitions_per_job
         self.schema = schema
 
@@ -144,21 +183,31 @@ class ChangePartitioningOp(MigrateOperation):
         partitioning: TimePartitioning | None,
         *,
         existing: TimePartitioning | None = UNKNOWN,
+        require_partition_filter: bool | None = None,
         max_partitions_per_job: int = MAX_PARTITIONS_MODIFIED_PER_JOB,
         schema: str | None = None,
     ) -> None:
-        """Rebuild ``table_name`` under ``partitioning``, copying and verifying its rows."""
+        """Rebuild ``table_name`` under ``partitioning``, copying and verifying its rows.
+
+        ``require_partition_filter``: what the rebuilt table gets (``None``: what
+        the old table had before any attempt of this operation changed it).
+        """
         operations.invoke(
             cls(
                 table_name,
                 partitioning,
                 existing=existing,
+                require_partition_filter=require_partition_filter,
                 max_partitions_per_job=max_partitions_per_job,
                 schema=schema,
             )
         )
 
     def reverse(self) -> ChangePartitioningOp:
+        """The downgrade: rebuild under ``existing``, keeping the table's filter
+        requirement. A ``set_table_options`` of the same revision that changed
+        it is reversed first (Alembic reverses the order), so the rebuild keeps
+        the old value."""
         if self.existing is UNKNOWN:
             raise ValueError(
                 f"change_partitioning({self.table_name!r}) has no existing= partitioning, "
@@ -173,7 +222,14 @@ class ChangePartitioningOp(MigrateOperation):
         )
 
     def to_diff_tuple(self) -> tuple[str, str, Any, Any]:
-        return ("change_partitioning", self.table_name, _spec_or_unknown(self.existing), _spec(self.partitioning))
+        """``compare_metadata``'s view: partition column and granularity, old and new
+        (``...`` when the old one was not recorded)."""
+        return (
+            "change_partitioning",
+            self.table_name,
+            _spec_or_unknown(self.existing),
+            _spec(self.partitioning),
+        )
 
 
 def _spec_or_unknown(partitioning: Any) -> Any:
@@ -204,6 +260,8 @@ def _render_change_partitioning(autogen_context: AutogenContext, op: ChangeParti
     args = [repr(op.table_name), _render_partitioning(op.partitioning)]
     if op.existing is not UNKNOWN:
         args.append(f"existing={_render_partitioning(op.existing)}")
+    if op.require_partition_filter is not None:
+        args.append(f"require_partition_filter={op.require_partition_filter!r}")
     if op.max_partitions_per_job != MAX_PARTITIONS_MODIFIED_PER_JOB:
         args.append(f"max_partitions_per_job={op.max_partitions_per_job!r}")
     if op.schema is not None:
@@ -262,8 +320,10 @@ class _Repartition:
         self.field = operation.partitioning.field if operation.partitioning else None
         self.granularity = (operation.partitioning.type_ or "DAY") if operation.partitioning else None
         self.max_partitions = operation.max_partitions_per_job
+        self.require_partition_filter = operation.require_partition_filter
 
     def run(self) -> None:
+        """Read the state from the tables that exist and finish the rebuild from there."""
         target = live.get_table_or_none(self.client, self.target_ref)
         staging = live.get_table_or_none(self.client, self.staging_ref)
         if target is None and staging is None:
@@ -271,8 +331,8 @@ class _Repartition:
         if target is not None and target.range_partitioning is not None:
             raise SchemaError(f"table {self.name!r}: integer-range partitioning is not supported")
         if target is not None and _spec(target.time_partitioning) != _spec(self.partitioning):
-            require_filter = bool(target.require_partition_filter)
-            relaxed = self._relax_partition_filter(target)
+            require_filter = self._wanted_filter(_requires_filter(target))
+            target, relaxed = self._relax_partition_filter(target)
             try:
                 self._validate(target)
                 if staging is None:
@@ -286,19 +346,25 @@ class _Repartition:
                 self._copy(target, staging)
             except BaseException:
                 if relaxed:
-                    self._set_require_partition_filter(target, True)
+                    self._restore_partition_filter(target)
                 raise
             self.client.delete_table(self.target_ref)
             target = None
         if target is None:
             target = self._create_like(
-                staging, self.target_ref, bool(staging.require_partition_filter)
+                staging, self.target_ref, self._wanted_filter(staging.require_partition_filter)
             )
         if staging is not None:
             log.info("table %s: copying back from %s", self.name, self.staging_name)
             self._copy(staging, target)
             self.client.delete_table(self.staging_ref)
         log.info("table %s: partitioned by %s", self.name, _render_partitioning(self.partitioning))
+
+    def _wanted_filter(self, default: Any) -> bool:
+        """The op's ``require_partition_filter``, or ``default`` when it names none."""
+        if self.require_partition_filter is None:
+            return bool(default)
+        return self.require_partition_filter
 
     # -- validation -------------------------------------------------------------
 
@@ -406,22 +472,29 @@ class _Repartition:
             )
         log.info("table %s: chunk %s copied (%d rows)", self.name, chunk, found[0])
 
-    def _relax_partition_filter(self, source: Any) -> bool:
+    def _relax_partition_filter(self, source: Any) -> tuple[Any, bool]:
         """Switch off ``require_partition_filter`` on a source our filters cannot satisfy.
 
-        Returns whether it was switched off. Only the old table, when the
+        Returns the source as now stored and whether its requirement is off
+        (by this run or a killed earlier one). Only the old table, when the
         partition column changes, needs it; it is dropped after the copy, and
-        the caller restores the requirement if the copy fails.
+        the caller restores the requirement if the copy fails. The label set in
+        the same patch is what tells a later run the requirement was there.
         """
         partitioning = source.time_partitioning
-        if not source.require_partition_filter or (partitioning and partitioning.field == self.field):
-            return False
-        self._set_require_partition_filter(source, False)
-        return True
+        if not _requires_filter(source) or (partitioning and partitioning.field == self.field):
+            return source, False
+        if source.require_partition_filter:
+            source.require_partition_filter = False
+            source.labels = {**source.labels, _RELAXED_LABEL: "true"}
+            source = self.client.update_table(source, ["require_partition_filter", "labels"])
+        return source, True
 
-    def _set_require_partition_filter(self, table: Any, value: bool) -> None:
-        table.require_partition_filter = value
-        self.client.update_table(table, ["require_partition_filter"])
+    def _restore_partition_filter(self, table: Any) -> None:
+        """Undo :meth:`_relax_partition_filter`: requirement on, label gone."""
+        table.require_partition_filter = True
+        table.labels = {**table.labels, _RELAXED_LABEL: None}
+        self.client.update_table(table, ["require_partition_filter", "labels"])
 
     def _create_like(self, source: Any, table_ref: str, require_partition_filter: bool) -> Any:
         """A new table with ``source``'s schema and options and the new partitioning."""
@@ -431,10 +504,15 @@ class _Repartition:
         table.time_partitioning = self.partitioning
         table.clustering_fields = source.clustering_fields
         table.description = source.description
-        table.labels = source.labels
+        table.labels = {k: v for k, v in source.labels.items() if k != _RELAXED_LABEL}
         if self.partitioning is not None:
             table.require_partition_filter = require_partition_filter
         return self.client.create_table(table)
+
+
+def _requires_filter(table: Any) -> bool:
+    """Whether ``table`` requires a partition filter, or did until a run relaxed it."""
+    return bool(table.require_partition_filter) or _RELAXED_LABEL in table.labels
 
 
 def _clamp(value: dt.date | dt.datetime) -> dt.date | str:
@@ -445,11 +523,12 @@ def _clamp(value: dt.date | dt.datetime) -> dt.date | str:
     return value
 
 
-
 class _CopyStatements:
     """The statements of one copy, built once per chunk shape from bound parameters."""
 
-    def __init__(self, repartition: _Repartition, source: Any, destination: Any, field_type: str | None):
+    def __init__(
+        self, repartition: _Repartition, source: Any, destination: Any, field_type: str | None
+    ) -> None:
         self.repartition = repartition
         self.source = repartition._sa_table(source)
         self.destination = repartition._sa_table(destination)
