@@ -9,15 +9,17 @@ database a process is talking to.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from bqrepo.settings import Settings, load_settings
+from bqrepo.settings import ConfigurationError, Settings, load_settings
 
-__all__ = ["bigquery_client", "client_of", "create_engine"]
+__all__ = ["bigquery_client", "check_emulator_reachable", "client_of", "create_engine"]
 
 log = logging.getLogger("bqrepo")
 
@@ -67,6 +69,28 @@ def client_of(connection: sa.engine.Connection) -> Any:
     return connection.connection.driver_connection._client
 
 
+def check_emulator_reachable(settings: Settings) -> None:
+    """Fail in seconds, with the setting named, when the stand-in is not listening.
+
+    Without this a stopped stand-in looks like a hang: the google client
+    retries a refused connection for up to 600 s before it gives up. Engines
+    run it on their first connection; code that uses :func:`bigquery_client`
+    directly calls it first. Does nothing without ``BIGQUERY_EMULATOR_HOST``.
+    """
+    host = settings.emulator_host
+    if not host:
+        return
+    parts = urlsplit(host if "://" in host else f"http://{host}")
+    address = (parts.hostname or "localhost", parts.port or (443 if parts.scheme == "https" else 80))
+    try:
+        socket.create_connection(address, timeout=5).close()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot reach the BigQuery stand-in at BIGQUERY_EMULATOR_HOST={host} "
+            f"({exc.strerror or exc}); start it or unset the variable"
+        ) from None
+
+
 def _duckdb_utc(dbapi_connection: Any, _record: Any) -> None:
     """Make DuckDB's TIMESTAMPTZ arithmetic, truncation and results UTC, as BigQuery's are.
 
@@ -95,6 +119,8 @@ def create_engine(settings: Settings | None = None, **kwargs: Any) -> Engine:
     engine = sa.create_engine(url, **kwargs)
     if settings.backend == "duckdb":
         event.listen(engine, "connect", _duckdb_utc)
+    elif settings.emulator_host:
+        event.listen(engine, "connect", lambda *_: check_emulator_reachable(settings), once=True)
     description = settings.describe()
     event.listen(
         engine,

@@ -96,6 +96,13 @@ class Settings:
                     f"BQREPO_URL uses {parsed.drivername!r}; bqrepo supports "
                     "bigquery://PROJECT/DATASET or duckdb:///PATH"
                 )
+            elif parsed.database in (None, "", ":memory:"):
+                # Each pooled connection would get its own empty database:
+                # migrations and writes would vanish between statements.
+                raise ConfigurationError(
+                    "BQREPO_URL names an in-memory DuckDB, which forgets everything between "
+                    "connections; give a file: duckdb:///relative.duckdb or duckdb:////absolute.duckdb"
+                )
 
     def _parsed_url(self) -> URL:
         try:

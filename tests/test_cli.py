@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import os
 import subprocess
 import sys
@@ -179,6 +180,7 @@ def test_query_commands_match_the_repositories(demo_settings):
         (["series", "--since", "2024-13-01"], ["not a date"]),
         (["ingest", "no_such_table", "x.jsonl"], ["no table 'no_such_table'"]),
         (["ingest", "events", "does-not-exist.jsonl"], ["no such file"]),
+        (["migrate", "nosuch"], ["nosuch"]),
         (["backfill", "--from", "mysql://u:pw@h/db", "--table", "events"], ["reads PostgreSQL"]),
         (["backfill", "--from", "postgresql://u:pw@h/db", "--table", "events", "--since", "2024-02-30"], ["not a date"]),
     ],
@@ -190,7 +192,18 @@ def test_user_mistakes_are_one_clear_line(demo_settings, args, fragments):
 def test_bad_settings_and_unreachable_databases(tmp_path):
     assert_user_error(run("info", cwd=tmp_path, env=clean_env(GCP_PROJECT_ID="Bad_Project")), "GCP_PROJECT_ID")
     assert_user_error(run("--url", "ftp://nowhere", "info", cwd=tmp_path), "BQREPO_URL")
+    for memory in ("duckdb://", "duckdb:///:memory:"):
+        assert_user_error(run("--url", memory, "migrate", cwd=tmp_path), "in-memory DuckDB")
     assert_user_error(run("--url", "duckdb:////no/such/dir/x.duckdb", "migrate", cwd=tmp_path))
+    # a stand-in that is not running fails at once, not after the client's 600 s of retries
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    stopped = clean_env(BQREPO_URL="bigquery://test-project/ds", BIGQUERY_EMULATOR_HOST=closed)
+    for command in ("info", "migrate", "recent"):
+        assert_user_error(run(command, cwd=tmp_path, env=stopped), f"BIGQUERY_EMULATOR_HOST={closed}")
+    # the demo never fills a BigQuery dataset unless asked to
+    assert_user_error(run("demo", cwd=tmp_path, env=stopped), "--yes")
     # a DuckDB file that exists but was never migrated
     (tmp_path / "empty").mkdir()
     engine = create_engine(Settings(duckdb_path=str(tmp_path / "empty" / "x.duckdb")))
@@ -247,6 +260,50 @@ def test_ingest_jsonl_writes_good_rows_and_names_bad_ones(migrated, tmp_path):
     stored = {e.id: e for e in _events(migrated)}
     assert set(stored) == {"e1", "e4"}
     assert stored["e4"].title == "Robert'); DROP TABLE events;--" and stored["e1"].metadata == {"a": [1]}
+
+
+def test_ingest_keeps_its_input_and_one_rejected_file_per_input(migrated, tmp_path):
+    bad = json.dumps({**GOOD_EVENT, "id": "bad", "mentioned_at": "2024-03-01T10:00:00"})
+    # a file of fixed rejections, ingested again: its own name must not be the default output
+    fixed = tmp_path / "fixed.rejected.jsonl"
+    fixed.write_text(json.dumps(GOOD_EVENT) + "\n" + bad + "\n")
+    result = invoke(migrated, "ingest", "events", str(fixed))
+    assert result.exit_code == 1 and fixed.exists()
+    assert (tmp_path / "fixed.rejected.rejected.jsonl").exists()
+    assert_user_error(invoke(migrated, "ingest", "events", str(fixed), "--rejected", str(fixed)), "is the input file")
+    assert fixed.read_text().count("\n") == 2
+    assert_user_error(
+        invoke(migrated, "ingest", "events", str(fixed), "--rejected", str(tmp_path / "no" / "x.jsonl")),
+        "no such directory",
+    )
+    # two monthly files keep their own rejections
+    for month in ("2026-11", "2026-12"):
+        (tmp_path / f"events.{month}.jsonl").write_text(bad.replace('"bad"', f'"bad-{month}"') + "\n")
+        assert invoke(migrated, "ingest", "events", str(tmp_path / f"events.{month}.jsonl")).exit_code == 1
+    for month in ("2026-11", "2026-12"):
+        [entry] = (tmp_path / f"events.{month}.rejected.jsonl").read_text().splitlines()
+        assert json.loads(entry)["record"]["id"] == f"bad-{month}"
+    # a clean run removes the stale rejections of an earlier one
+    (tmp_path / "events.2026-11.jsonl").write_text(json.dumps(GOOD_EVENT) + "\n")
+    assert invoke(migrated, "ingest", "events", str(tmp_path / "events.2026-11.jsonl")).exit_code == 0
+    assert not (tmp_path / "events.2026-11.rejected.jsonl").exists()
+
+
+def test_ingest_reads_a_byte_order_mark_and_writes_strict_json(migrated, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    excel = tmp_path / "mentions.csv"
+    excel.write_bytes("entity_id,mentioned_at\npdvsa,2024-03-01T10:00:00Z\n".encode("utf-8-sig"))
+    result = invoke(migrated, "ingest", "entity_mentions", str(excel))
+    assert result.exit_code == 0 and "wrote 1 row(s)" in result.output
+
+    parquet = tmp_path / "fred.parquet"
+    pq.write_table(pa.table({"series_id": ["X"], "date": [dt.date(2024, 1, 1)], "value": [float("nan")]}), parquet)
+    assert invoke(migrated, "ingest", "fred_indicators", str(parquet)).exit_code == 1
+    [line] = (tmp_path / "fred.rejected.jsonl").read_text().splitlines()
+    entry = json.loads(line, parse_constant=lambda name: pytest.fail(f"not strict JSON: {name}"))
+    assert entry["record"]["value"] == "nan" and entry["errors"][0]["field"] == "value"
 
 
 def test_ingest_csv_and_parquet(migrated, tmp_path):

@@ -60,9 +60,10 @@ def _duckdb_tables(settings: Settings) -> list[TableInfo]:
 def _bigquery_tables(settings: Settings) -> list[TableInfo]:
     from google.api_core.exceptions import NotFound
 
-    from bqrepo.engine import bigquery_client
+    from bqrepo.engine import bigquery_client, check_emulator_reachable
     from bqrepo.schema import metadata
 
+    check_emulator_reachable(settings)
     client = bigquery_client(settings)
     out = []
     for table in metadata.sorted_tables:

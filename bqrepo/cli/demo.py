@@ -14,7 +14,7 @@ import time
 import sqlalchemy as sa
 import typer
 
-from bqrepo.cli.errors import friendly
+from bqrepo.cli.errors import UserError, friendly
 from bqrepo.cli.render import console, sparkline, table_of
 from bqrepo.cli.state import state_of
 
@@ -28,6 +28,7 @@ SPARK_DAYS = 60
 def demo(
     ctx: typer.Context,
     days: int = typer.Option(DAYS, min=90, max=730, help="Days of events to generate (at least 90)."),
+    yes: bool = typer.Option(False, "--yes", help="Allow loading the sample into a BigQuery dataset."),
 ) -> None:
     """Migrate, load sample events, mentions and economic series, and print trending entities, risk and indicators."""
     from bqrepo import migrate
@@ -38,6 +39,12 @@ def demo(
 
     began = time.monotonic()
     settings = state_of(ctx).settings()
+    if settings.backend == "bigquery" and not yes:
+        # An exported BQREPO_URL must not fill a real dataset with generated events by accident.
+        raise UserError(
+            f"demo would load generated sample data into {settings.describe()}; "
+            "pass --yes if that dataset is a scratch one"
+        )
     console.print(f"[bold]1. migrate[/] {settings.describe()}")
     migrate.upgrade(settings)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)

@@ -30,6 +30,7 @@ class UserError(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from alembic.util import CommandError
     from google.api_core import exceptions as google_errors
     from google.auth import exceptions as auth_errors
 
@@ -48,6 +49,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         sa.exc.ArgumentError,
         google_errors.GoogleAPIError,
         auth_errors.GoogleAuthError,
+        CommandError,  # alembic: an unknown revision given to `bqrepo migrate`
     )
 
 

@@ -70,7 +70,8 @@ def count_records(path: Path, fmt: Format) -> int:
 
 
 def _jsonl(path: Path) -> Iterator[Record | BadRecord]:
-    with path.open(encoding="utf-8", errors="replace") as handle:
+    # utf-8-sig: a byte-order mark (Excel, some exporters) is not part of the first key
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
@@ -87,7 +88,7 @@ def _jsonl(path: Path) -> Iterator[Record | BadRecord]:
 
 def _csv(path: Path, table: sa.Table) -> Iterator[Record | BadRecord]:
     json_columns = {c.name for c in table.c if isinstance(c.type, sa.JSON)}
-    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
         reader = csv.DictReader(handle)
         for row in reader:
             number = reader.line_num

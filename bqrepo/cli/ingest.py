@@ -9,6 +9,8 @@ is 1 when any row was rejected, so a script notices.
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,19 @@ __all__ = ["register"]
 
 
 def _rejected_path(path: Path) -> Path:
-    return path.with_name(path.name.split(".")[0] + ".rejected.jsonl")
+    """``events.2026-11.jsonl`` -> ``events.2026-11.rejected.jsonl``: one file per input."""
+    return path.with_name(path.name.removesuffix(path.suffix) + ".rejected.jsonl")
+
+
+def _plain_json(value: Any) -> Any:
+    """``value`` with non-finite floats as strings, so the rejected file stays valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _plain_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_json(item) for item in value]
+    return value
 
 
 def ingest(
@@ -33,7 +47,7 @@ def ingest(
     table: str = typer.Argument(..., help="events, entity_mentions, fred_indicators, un_comtrade or world_bank."),
     file: Path = typer.Argument(..., help="A .jsonl, .csv or .parquet file."),
     fmt: str | None = typer.Option(None, "--format", help="jsonl, csv or parquet. Default: from the suffix."),
-    rejected: Path | None = typer.Option(None, help="Where rejected rows go. Default: FILE's name + .rejected.jsonl."),
+    rejected: Path | None = typer.Option(None, help="Where rejected rows go. Default: FILE with its suffix replaced by .rejected.jsonl."),
     method: str = typer.Option("auto", help="BigQuery write method: auto, stream or load (DuckDB: bulk)."),
     batch_size: int = typer.Option(5_000, min=1, max=1_000_000, help="Rows validated and written per batch."),
 ) -> None:
@@ -53,19 +67,26 @@ def ingest(
     target = metadata.tables[table]
     row_type = ROW_TYPES[table]
     rejected_path = rejected or _rejected_path(file)
+    if rejected_path.resolve() == file.resolve():
+        raise UserError(f"--rejected {rejected_path} is the input file; name another file")
+    if not rejected_path.parent.is_dir():
+        raise UserError(f"no such directory for rejected rows: {rejected_path.parent}")
+    # Rejections go to a temporary file renamed at the end: an earlier run's
+    # file is replaced only by this run's, never lost to a run that fails.
+    partial = rejected_path.with_name(rejected_path.name + ".partial")
     total = count_records(file, fmt_name)
-    rejected_path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
     settings = state_of(ctx).settings()
     engine = create_engine(settings)
     written = rejected_count = 0
     rejected_handle = None
+    finished = False
 
     def reject(position: int, reasons: list[dict[str, Any]], record: Any) -> None:
         nonlocal rejected_handle, rejected_count
         if rejected_handle is None:
-            rejected_handle = rejected_path.open("w", encoding="utf-8")
-        entry = {"position": position, "errors": reasons, "record": record}
-        rejected_handle.write(json.dumps(entry, default=str, ensure_ascii=False) + "\n")
+            rejected_handle = partial.open("w", encoding="utf-8")
+        entry = _plain_json({"position": position, "errors": reasons, "record": record})
+        rejected_handle.write(json.dumps(entry, default=str, ensure_ascii=False, allow_nan=False) + "\n")
         rejected_count += 1
 
     try:
@@ -99,9 +120,14 @@ def ingest(
                         source = good[report.valid[rejection.index].index]
                         reject(source.position, [{"field": rejection.field, "message": rejection.reason}], source.values)
                 progress.advance(task, len(batch))
+            progress.update(task, completed=total)  # blank lines are counted but hold no row
+        finished = True
     finally:
         if rejected_handle is not None:
             rejected_handle.close()
+            os.replace(partial, rejected_path)  # rows rejected before a failure are kept too
+        elif finished:
+            rejected_path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
         engine.dispose()
     console.print(f"wrote {written:,} row(s) to {table} on {settings.describe()}")
     if rejected_count:
