@@ -150,7 +150,7 @@ def test_crash_between_write_and_checkpoint_resumes_exactly(legacy_postgres, mig
     with pytest.raises(Crash):
         backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=checkpoint, after_write=crash_on_sixth)
     state = json.loads(checkpoint.read_text())
-    assert len(state["completed"]) == 5 and state["in_flight"] == seen[5].key
+    assert len(state["completed"]) == 5 and state["in_flight"] == [seen[5].key]
 
     result = backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=checkpoint)
     assert result.chunks_skipped == 5 and result.rows_reconciled > 0
@@ -300,6 +300,178 @@ def test_unreachable_source_is_a_clear_error(migrated_duckdb, tmp_path):
     assert "error:" in out.stderr and "s3cret" not in out.stdout + out.stderr
 
 
+def _events_by_month(tmp_path: Path) -> Path:
+    """The default mapping with events read and written a month at a time (DAY partitions)."""
+    from importlib import resources
+
+    text = resources.files("bqrepo.backfill").joinpath("default_mapping.toml").read_text("utf-8")
+    monthly = text.replace('[events]\nsource = "core_event"\nchunk = "day"', '[events]\nsource = "core_event"\nchunk = "month"')
+    assert monthly != text
+    path = tmp_path / "events-by-month.toml"
+    path.write_text(monthly)
+    return path
+
+
+def _assert_exact(url: str, settings: Settings, table: str, until: dt.date | None) -> None:
+    expected = {d: n for d, n in source_per_day(url, table).items() if until is None or d < until}
+    assert destination_per_day(settings, table) == expected
+    rows = destination_rows(settings, table)
+    assert len({row["id"] for row in rows}) == len(rows)
+
+
+@pytest.mark.parametrize(
+    ("table", "by_month", "untils"),
+    [
+        # Year chunks: --until mid-year clips the last chunk; then a later --until, then none.
+        ("fred_indicators", False, [dt.date(2008, 5, 1), dt.date(2009, 3, 1), None]),
+        ("un_comtrade", False, [dt.date(2021, 6, 15), None]),
+        # A daily table read by month: --until mid-month.
+        ("events", True, [dt.date(2024, 3, 15), dt.date(2024, 3, 20), None]),
+        # The default daily chunks: no clipping, the plain case.
+        ("entity_mentions", False, [dt.date(2024, 3, 15), None]),
+    ],
+)
+def test_moving_until_later_writes_each_row_once(legacy_postgres, migrated_duckdb, tmp_path, table, by_month, untils):
+    """Review 5, item 4: a later run with another --until re-plans the clipped edge chunk under a
+    new key; it must be reconciled (only missing ids written), never rewritten."""
+    server, _ = legacy_postgres
+    mapping = _events_by_month(tmp_path) if by_month else None
+    checkpoint = tmp_path / "cp.json"
+    written = 0
+    for until in untils:
+        result = backfill(server.url, table, settings=migrated_duckdb, until=until, mapping_file=mapping,
+                          checkpoint_file=checkpoint)
+        assert result.verification.ok, result.verification.mismatches[:3]
+        _assert_exact(server.url, migrated_duckdb, table, until)
+        written += result.rows_written
+    assert written == sum(source_per_day(server.url, table).values())
+    if by_month or table != "entity_mentions":
+        assert result.rows_reconciled > 0  # the widened edge chunk held rows from the run before
+
+
+@pytest.mark.parametrize(
+    ("table", "by_month", "untils"),
+    [
+        ("fred_indicators", False, [None, dt.date(2009, 3, 1), dt.date(2008, 5, 1)]),
+        ("events", True, [None, dt.date(2024, 3, 15)]),
+    ],
+)
+def test_moving_until_earlier_writes_nothing(legacy_postgres, migrated_duckdb, tmp_path, table, by_month, untils):
+    """After a wider run, a narrower range lies inside completed chunks: nothing is read or written."""
+    server, _ = legacy_postgres
+    mapping = _events_by_month(tmp_path) if by_month else None
+    checkpoint = tmp_path / "cp.json"
+    first, *later = untils
+    backfill(server.url, table, settings=migrated_duckdb, until=first, mapping_file=mapping, checkpoint_file=checkpoint)
+    for until in later:
+        result = backfill(server.url, table, settings=migrated_duckdb, until=until, mapping_file=mapping,
+                          checkpoint_file=checkpoint)
+        assert result.chunks_written == result.rows_written == 0
+        assert result.chunks_skipped == result.chunks_total
+        assert result.verification.ok, result.verification.mismatches[:3]
+        _assert_exact(server.url, migrated_duckdb, table, first)
+
+
+def test_cli_moving_until_keeps_verification_ok(legacy_postgres, migrated_duckdb, tmp_path):
+    """The review's reproduction through the real command: --until 2009-03-01, then none."""
+    server, _ = legacy_postgres
+    env = {**os.environ, "BQREPO_DUCKDB_PATH": migrated_duckdb.duckdb_path}
+    env.pop("BQREPO_URL", None)
+    command = [BQREPO, "backfill", "--from", server.url, "--table", "fred_indicators",
+               "--checkpoint", str(tmp_path / "cp.json")]
+    for extra in (["--until", "2009-03-01"], []):
+        done = subprocess.run(command + extra, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "MISMATCH" not in done.stdout and "OK" in done.stdout
+    assert "5 already present from an earlier run" in " ".join(done.stdout.split())  # 2009-01-01's rows
+    _assert_exact(server.url, migrated_duckdb, "fred_indicators", None)
+
+
+def test_a_chunk_left_in_flight_is_remembered_across_other_ranges(legacy_postgres, migrated_duckdb, tmp_path):
+    """Killed after writing 1961 but before recording it; a run over another range must not
+    forget that 1961 may have landed, so the next full run reconciles it."""
+    server, _ = legacy_postgres
+    checkpoint = tmp_path / "cp.json"
+    calls = []
+
+    def crash_on_third(chunk):  # type: ignore[no-untyped-def]
+        calls.append(chunk)
+        if len(calls) == 3:
+            raise Crash(chunk.key)
+
+    with pytest.raises(Crash):
+        backfill(server.url, "fred_indicators", settings=migrated_duckdb, checkpoint_file=checkpoint,
+                 after_write=crash_on_third)
+    backfill(server.url, "fred_indicators", settings=migrated_duckdb, checkpoint_file=checkpoint,
+             since=dt.date(1990, 1, 1), verify=False)
+    assert json.loads(checkpoint.read_text())["in_flight"] == [calls[2].key]
+    result = backfill(server.url, "fred_indicators", settings=migrated_duckdb, checkpoint_file=checkpoint)
+    assert result.rows_reconciled > 0 and result.verification.ok
+    assert json.loads(checkpoint.read_text())["in_flight"] == []
+    _assert_exact(server.url, migrated_duckdb, "fred_indicators", None)
+
+
+def test_version_1_checkpoint_resumes(legacy_postgres, migrated_duckdb, tmp_path):
+    """A file written before in-flight chunks became a list: one key (or null), version 1."""
+    server, _ = legacy_postgres
+    checkpoint = tmp_path / "cp.json"
+
+    def crash(chunk):  # type: ignore[no-untyped-def]
+        raise Crash(chunk.key)
+
+    with pytest.raises(Crash):
+        backfill(server.url, "world_bank", settings=migrated_duckdb, checkpoint_file=checkpoint, after_write=crash)
+    state = json.loads(checkpoint.read_text())
+    (key,) = state["in_flight"]
+    checkpoint.write_text(json.dumps(state | {"version": 1, "in_flight": key}))
+    result = backfill(server.url, "world_bank", settings=migrated_duckdb, checkpoint_file=checkpoint)
+    assert result.rows_reconciled > 0 and result.verification.ok
+    assert json.loads(checkpoint.read_text())["version"] == 2
+    _assert_exact(server.url, migrated_duckdb, "world_bank", None)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"version": 3}, "has format version 3; this bqrepo reads versions 1, 2"),
+        ({"completed": {"1990-01-01": 5}}, "damaged ('1990-01-01' is not a chunk key"),
+        ({"completed": {"1990-01-01T00:00:00+00:00/1991-01-01T00:00:00+00:00": 5}}, "is not a chunk key"),
+        ({"in_flight": "1990-01-01/1991-01-01"}, "damaged ('in_flight' is not a list)"),
+        ({"completed": None}, "damaged ('completed' is not an object)"),
+    ],
+)
+def test_unreadable_checkpoints_are_refused_clearly(legacy_postgres, migrated_duckdb, tmp_path, change, message):
+    server, _ = legacy_postgres
+    checkpoint = tmp_path / "cp.json"
+    backfill(server.url, "world_bank", settings=migrated_duckdb, checkpoint_file=checkpoint,
+             until=dt.date(1992, 1, 1), verify=False)
+    checkpoint.write_text(json.dumps(json.loads(checkpoint.read_text()) | change))
+    with pytest.raises(ConfigurationError, match=__import__("re").escape(message)):
+        backfill(server.url, "world_bank", settings=migrated_duckdb, checkpoint_file=checkpoint)
+
+
+def test_chunk_intervals():
+    from bqrepo.backfill.chunks import Chunk, covered, merge
+
+    day = dt.date
+    parts = [Chunk(day(2009, 1, 1), day(2009, 3, 1)), Chunk(day(2008, 1, 1), day(2009, 1, 1)),
+             Chunk(day(2011, 1, 1), day(2012, 1, 1)), Chunk(day(2008, 6, 1), day(2008, 7, 1))]
+    union = merge(parts)
+    assert union == [Chunk(day(2008, 1, 1), day(2009, 3, 1)), Chunk(day(2011, 1, 1), day(2012, 1, 1))]
+    assert covered(Chunk(day(2008, 5, 1), day(2009, 2, 1)), union)
+    assert not covered(Chunk(day(2009, 1, 1), day(2010, 1, 1)), union)
+    assert not covered(Chunk(day(2010, 1, 1), day(2011, 6, 1)), union)
+    year = Chunk(day(2009, 1, 1), day(2010, 1, 1))
+    assert year.overlaps(Chunk(day(2009, 1, 1), day(2009, 3, 1)))
+    assert not year.overlaps(Chunk(day(2010, 1, 1), day(2011, 1, 1)))  # half-open: touching is not overlapping
+    stamp = Chunk(dt.datetime(2024, 3, 1, tzinfo=dt.UTC), dt.datetime(2024, 3, 2, tzinfo=dt.UTC))
+    assert Chunk.from_key(stamp.key, timestamp=True) == stamp
+    assert Chunk.from_key(year.key, timestamp=False) == year
+    for bad in ("2009-01-01", "2010-01-01/2009-01-01", "2009-01-01T00:00:00/2010-01-01T00:00:00"):
+        with pytest.raises(ValueError, match="not a chunk key"):
+            Chunk.from_key(bad, timestamp="T" in bad)
+
+
 def test_checkpoint_of_another_destination_is_refused(legacy_postgres, migrated_duckdb, tmp_path):
     server, _ = legacy_postgres
     checkpoint = tmp_path / "cp.json"
@@ -382,3 +554,21 @@ def test_backfill_into_the_standin(legacy_postgres, bigquery_settings, tmp_path,
     assert result.verification.ok, result.verification.mismatches
     expected = {d: n for d, n in source_per_day(server.url, table).items() if since <= d < until}
     assert destination_per_day(bigquery_settings, table) == expected
+
+
+@pytest.mark.bigquery
+def test_moving_until_on_the_standin(legacy_postgres, bigquery_settings, tmp_path):
+    """Load jobs: --until mid-year, then later (the clipped 1992 chunk is reconciled), then back."""
+    server, _ = legacy_postgres
+    migrate.upgrade(bigquery_settings)
+    since = dt.date(1990, 1, 1)
+    checkpoint = tmp_path / "cp.json"
+    written = []
+    for until in (dt.date(1992, 5, 1), dt.date(1995, 1, 1), dt.date(1992, 5, 1)):
+        result = backfill(server.url, "fred_indicators", settings=bigquery_settings, since=since, until=until,
+                          checkpoint_file=checkpoint)
+        assert result.verification.ok, result.verification.mismatches
+        written.append(result.rows_written)
+    expected = {d: n for d, n in source_per_day(server.url, "fred_indicators").items() if since <= d < dt.date(1995, 1, 1)}
+    assert destination_per_day(bigquery_settings, "fred_indicators") == expected
+    assert sum(written) == sum(expected.values()) and written[2] == 0

@@ -61,7 +61,8 @@ def backfill(
     """Copy ``table`` from the old database at ``source_url`` into the configured backend.
 
     Run ``bqrepo migrate`` (or :func:`bqrepo.migrate.upgrade`) first. Re-running
-    with the same checkpoint resumes; see :mod:`bqrepo.backfill.checkpoint`.
+    with the same checkpoint resumes, also with another ``since``/``until``;
+    see :mod:`bqrepo.backfill.checkpoint`.
     Rejected rows are appended to ``CHECKPOINT.rejected.jsonl`` with reasons.
     """
     from bqrepo.engine import create_engine
@@ -79,6 +80,7 @@ def backfill(
         table=table,
         source=f"{mask_url(source_url)} {mapping.source_name}",
         destination=settings.describe(),
+        timestamp=mapping.timestamp,
     )
     source = source_engine(source_url)
     destination = create_engine(settings)

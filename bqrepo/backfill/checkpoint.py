@@ -8,16 +8,27 @@ The protocol that makes a killed run resume with no duplicates and no gaps:
 1. before a chunk is written, it is recorded as ``in_flight`` (file synced);
 2. the chunk is written in one load job (BigQuery) or one transaction
    (DuckDB): all of it lands, or none of it;
-3. the chunk is recorded as ``completed`` and ``in_flight`` cleared.
+3. the chunk is recorded as ``completed`` and leaves ``in_flight``.
 
 A kill between 2 and 3 leaves a chunk that may or may not be in the
-destination. On resume the runner reads the ids already stored in that
-chunk's range and writes only the missing rows, so raw counts match the
-source exactly (verification compares raw counts, not only distinct ids).
+destination. Chunks are also clipped to each run's ``--since``/``--until``,
+so two runs can cover the same partitions with chunks of different bounds.
+The runner therefore compares its plan with this file by *interval*, never
+by key (see :mod:`bqrepo.backfill.runner`): a planned chunk inside completed
+chunks is skipped, and one that overlaps a completed or in-flight chunk is
+reconciled: the ids already stored in its range are read and only the
+missing rows are written. Raw counts then match the source exactly
+(verification compares raw counts, not only distinct ids).
+
+``in_flight`` is a list because a chunk left in flight stays "maybe written"
+until completed chunks cover it, even when the next runs plan other ranges.
 
 The file also records a secret-free description of the source and the
 destination; resuming against a different pair is refused rather than
 silently marking the wrong chunks done.
+
+Format version 2; version 1 files (``in_flight`` a single key or null) are
+read unchanged and rewritten as version 2 on the next chunk.
 """
 
 from __future__ import annotations
@@ -28,48 +39,72 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bqrepo.backfill.chunks import Chunk, covered, merge
 from bqrepo.settings import ConfigurationError
 
 __all__ = ["Checkpoint"]
 
-_VERSION = 1
+_VERSION = 2
+_READABLE = (1, 2)
+
+
+def _keys(data: dict[str, Any]) -> tuple[dict[Any, Any], list[Any]]:
+    """``completed`` and ``in_flight`` as stored; version 1 kept one in-flight key or null."""
+    completed, in_flight = data.get("completed"), data.get("in_flight")
+    if not isinstance(completed, dict):
+        raise ValueError("'completed' is not an object")
+    if data["version"] == 1:
+        return completed, [] if in_flight is None else [in_flight]
+    if not isinstance(in_flight, list):
+        raise ValueError("'in_flight' is not a list")
+    return completed, in_flight
 
 
 @dataclass
 class Checkpoint:
-    """Completed chunks (key -> rows written) and the chunk being written, if any."""
+    """Completed chunks (chunk -> rows written) and the chunks that may or may not have landed."""
 
     path: Path
     table: str
     source: str
     destination: str
-    completed: dict[str, int] = field(default_factory=dict)
-    in_flight: str | None = None
+    completed: dict[Chunk, int] = field(default_factory=dict)
+    in_flight: list[Chunk] = field(default_factory=list)
 
     @classmethod
-    def open(cls, path: str | Path, *, table: str, source: str, destination: str) -> Checkpoint:
-        """Load ``path`` or start a new checkpoint; refuse one made for another back-fill."""
+    def open(cls, path: str | Path, *, table: str, source: str, destination: str, timestamp: bool) -> Checkpoint:
+        """Load ``path`` or start a new checkpoint; refuse one made for another back-fill.
+
+        ``timestamp``: whether chunk bounds are UTC midnights (TIMESTAMP
+        partitions) or dates, as :meth:`Chunk.from_key` expects.
+        """
         path = Path(path)
         if not path.exists():
             return cls(path, table, source, destination)
         try:
             data: dict[str, Any] = json.loads(path.read_text("utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"checkpoint {path} is unreadable ({exc}); delete it to start over") from None
+        if data.get("version") not in _READABLE:
+            raise ConfigurationError(
+                f"checkpoint {path} has format version {data.get('version')!r}; this bqrepo reads versions "
+                f"{', '.join(map(str, _READABLE))}: use the bqrepo that wrote it"
+            )
         for key, expected in (("table", table), ("source", source), ("destination", destination)):
             if data.get(key) != expected:
                 raise ConfigurationError(
                     f"checkpoint {path} belongs to another back-fill ({key}: {data.get(key)!r}, "
                     f"now {expected!r}); pass another --checkpoint or delete it"
                 )
-        return cls(
-            path,
-            table,
-            source,
-            destination,
-            completed={str(k): int(v) for k, v in data.get("completed", {}).items()},
-            in_flight=data.get("in_flight"),
-        )
+        try:
+            completed_keys, in_flight_keys = _keys(data)
+            completed = {Chunk.from_key(k, timestamp=timestamp): int(v) for k, v in completed_keys.items()}
+            in_flight = [Chunk.from_key(k, timestamp=timestamp) for k in in_flight_keys]
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ConfigurationError(f"checkpoint {path} is damaged ({exc}); delete it to start over") from None
+        return cls(path, table, source, destination, completed=completed, in_flight=in_flight)
 
     def save(self) -> None:
         """Write the file atomically and durably: a crash leaves the old or the new state."""
@@ -78,8 +113,8 @@ class Checkpoint:
             "table": self.table,
             "source": self.source,
             "destination": self.destination,
-            "in_flight": self.in_flight,
-            "completed": self.completed,
+            "in_flight": [chunk.key for chunk in self.in_flight],
+            "completed": {chunk.key: rows for chunk, rows in sorted(self.completed.items())},
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
@@ -94,13 +129,19 @@ class Checkpoint:
         finally:
             os.close(directory)
 
-    def begin(self, key: str) -> None:
-        """Step 1: the chunk ``key`` is about to be written."""
-        self.in_flight = key
+    def begin(self, chunk: Chunk) -> None:
+        """Step 1: ``chunk`` is about to be written."""
+        if chunk not in self.in_flight:
+            self.in_flight.append(chunk)
         self.save()
 
-    def commit(self, key: str, rows: int) -> None:
-        """Step 3: the chunk ``key`` is in the destination with ``rows`` rows."""
-        self.completed[key] = rows
-        self.in_flight = None
+    def commit(self, chunk: Chunk, rows: int) -> None:
+        """Step 3: ``chunk`` is in the destination with ``rows`` rows.
+
+        In-flight chunks that completed chunks now cover are settled too: every
+        row of theirs has been written (or found present) since.
+        """
+        self.completed[chunk] = rows
+        union = merge(self.completed)
+        self.in_flight = [pending for pending in self.in_flight if not covered(pending, union)]
         self.save()

@@ -5,19 +5,34 @@ touching only those partitions, resumes cleanly (a chunk is either done or
 not) and is verified with a range filter BigQuery can prune. Boundaries are
 UTC midnights (TIMESTAMP targets) or dates (DATE targets), so they match
 BigQuery's partition boundaries exactly.
+
+The first and last chunks are clipped to the requested range, so the same
+partitions can be covered by chunks with different bounds in two runs (say
+``--until`` moved). :func:`merge` and :func:`covered` let the runner compare a
+plan with earlier work by interval, never by key.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from bqrepo.backfill.mapping import ChunkUnit
 
-__all__ = ["Chunk", "Bound", "chunks", "floor_to", "next_boundary"]
+__all__ = ["Chunk", "Bound", "chunks", "covered", "floor_to", "merge", "next_boundary"]
 
 Bound = dt.datetime | dt.date
+
+
+def _parse_bound(text: str, timestamp: bool) -> Bound:
+    """One bound of a key; TIMESTAMP bounds are UTC midnights, as :func:`chunks` makes them."""
+    if not timestamp:
+        return dt.date.fromisoformat(text)
+    value = dt.datetime.fromisoformat(text)
+    if value.utcoffset() != dt.timedelta(0):
+        raise ValueError(f"{text!r} is not in UTC")
+    return value
 
 
 @dataclass(frozen=True, order=True)
@@ -30,6 +45,28 @@ class Chunk:
     @property
     def key(self) -> str:
         return f"{self.start.isoformat()}/{self.end.isoformat()}"
+
+    @classmethod
+    def from_key(cls, key: str, *, timestamp: bool) -> Chunk:
+        """Parse a :attr:`key` back into its chunk; ValueError for anything else.
+
+        ``timestamp`` says which kind of bound to expect (UTC midnights or
+        dates), so a key can never produce a chunk that does not compare with
+        the plan's chunks.
+        """
+        start, _, end = key.partition("/")
+        try:
+            chunk = cls(_parse_bound(start, timestamp), _parse_bound(end, timestamp))
+        except ValueError:
+            chunk = None
+        if chunk is None or chunk.key != key or chunk.end <= chunk.start:
+            kind = "UTC timestamps" if timestamp else "dates"
+            raise ValueError(f"{key!r} is not a chunk key (START/END, {kind}, START before END)")
+        return chunk
+
+    def overlaps(self, other: Chunk) -> bool:
+        """Whether the two half-open ranges share any instant."""
+        return self.start < other.end and other.start < self.end
 
 
 def floor_to(value: dt.date, unit: ChunkUnit) -> dt.date:
@@ -68,3 +105,23 @@ def chunks(since: dt.date, until: dt.date, unit: ChunkUnit, *, timestamp: bool) 
         end = min(next_boundary(day, unit), until)
         yield Chunk(_as_bound(day, timestamp), _as_bound(end, timestamp))
         day = end
+
+
+def merge(parts: Iterable[Chunk]) -> list[Chunk]:
+    """The union of ``parts`` as sorted chunks that neither overlap nor touch."""
+    union: list[Chunk] = []
+    for part in sorted(parts):
+        if union and part.start <= union[-1].end:
+            if part.end > union[-1].end:
+                union[-1] = Chunk(union[-1].start, part.end)
+        else:
+            union.append(part)
+    return union
+
+
+def covered(chunk: Chunk, union: list[Chunk]) -> bool:
+    """Whether ``chunk`` lies inside ``union`` (as returned by :func:`merge`).
+
+    The union's parts do not touch, so a covered chunk lies inside one part.
+    """
+    return any(part.start <= chunk.start and chunk.end <= part.end for part in union)

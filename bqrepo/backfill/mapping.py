@@ -57,6 +57,11 @@ class TableMapping:
         return field
 
     @property
+    def timestamp(self) -> bool:
+        """Whether the partition column is a TIMESTAMP (chunk bounds are UTC midnights) or a DATE."""
+        return isinstance(self.target.c[self.partition_column].type, sa.TIMESTAMP)
+
+    @property
     def time_column(self) -> str:
         """The source column that orders and chunks the read."""
         return self.columns[self.partition_column]

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bqrepo.backfill.checkpoint import Checkpoint
-from bqrepo.backfill.chunks import Chunk, chunks, next_boundary
+from bqrepo.backfill.chunks import Chunk, chunks, covered, merge, next_boundary
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.backfill.reader import SourceReader
 from bqrepo.backfill.verify import VerificationReport, verify
@@ -99,15 +99,22 @@ def run_backfill(
 ) -> BackfillResult:
     """Back-fill ``mapping.target`` over ``[since, until)`` (default: all the source holds).
 
-    Resumable: chunks recorded in ``checkpoint`` are skipped and an
-    interrupted chunk is reconciled (see :mod:`bqrepo.backfill.checkpoint`).
+    Resumable, and the range may change between runs. The plan is compared
+    with ``checkpoint`` by interval, because edge chunks are clipped to each
+    run's range and so the same partitions get different keys:
+
+    - a planned chunk lying inside completed chunks is skipped;
+    - one that overlaps a completed or in-flight chunk (whatever its bounds)
+      is reconciled: only the ids missing from its range in the destination
+      are written, so rows written before are never written twice;
+    - any other chunk holds nothing from this back-fill and is written whole.
+
     ``pause`` seconds between chunks spare a busy source database.
     """
     progress = progress or _Silent()
     begun = time.monotonic()
     table = mapping.target
     row_type = ROW_TYPES[table.name]
-    timestamp = isinstance(table.c[mapping.partition_column].type, sa.TIMESTAMP)
     notes: list[str] = []
     if since is None or until is None:
         bounds = reader.bounds()
@@ -118,9 +125,15 @@ def run_backfill(
         until = until or next_boundary(bounds[1], "day")
     if until <= since:
         raise ValueError(f"--until ({until}) must be after --since ({since})")
-    chunk_list = list(chunks(since, until, mapping.chunk, timestamp=timestamp))
-    todo = [chunk for chunk in chunk_list if chunk.key not in checkpoint.completed]
-    done_rows = sum(checkpoint.completed.get(chunk.key, 0) for chunk in chunk_list)
+    chunk_list = list(chunks(since, until, mapping.chunk, timestamp=mapping.timestamp))
+    completed = merge(checkpoint.completed)
+    todo = [chunk for chunk in chunk_list if not covered(chunk, completed)]
+    # Chunks written by this run never overlap each other, so earlier work is read once.
+    earlier = merge([*checkpoint.completed, *checkpoint.in_flight])
+    # The progress bar's head start, counted in the source: skipped chunks may be covered
+    # by completed chunks with other bounds (one query per run of consecutive chunks).
+    skipped = merge(chunk for chunk in chunk_list if covered(chunk, completed))
+    done_rows = sum(reader.count(run.start, run.end) for run in skipped)
     total_rows = reader.count(chunk_list[0].start, chunk_list[-1].end) if chunk_list else 0
     progress.started(
         total_rows=total_rows,
@@ -146,14 +159,15 @@ def run_backfill(
             for e in validation.errors
         ]
         rows: Sequence[Row] = validation.rows
-        if checkpoint.in_flight == chunk.key:
-            # Killed between write and commit last time: keep what landed.
+        if any(chunk.overlaps(part) for part in earlier):
+            # Some of this range may be written already (another run's bounds, or a kill
+            # between write and commit): keep what landed, write only what is missing.
             with destination.connect() as connection:
                 present = set(connection.execute(ids_statement, {"start": chunk.start, "end": chunk.end}).scalars())
             before = len(rows)
             rows = [row for row in rows if row.id not in present]  # type: ignore[attr-defined]
             reconciled += before - len(rows)
-        checkpoint.begin(chunk.key)
+        checkpoint.begin(chunk)
         result = writer.write(table, rows) if rows else None
         chunk_written = result.written if result else 0
         if result is not None and result.rejected:
@@ -165,7 +179,7 @@ def run_backfill(
             after_write(chunk)
         if rejections:
             _write_rejections(rejected_file, table.name, rejections)
-        checkpoint.commit(chunk.key, chunk_written + (len(validation.rows) - len(rows)))
+        checkpoint.commit(chunk, chunk_written + (len(validation.rows) - len(rows)))
         written += chunk_written
         rejected += len(rejections)
         progress.chunk_done(chunk, len(records))

@@ -112,7 +112,7 @@ def backfill(
         f"{table}: {result.since} to {result.until} (exclusive), {result.chunks_total} chunk(s): "
         f"{result.chunks_written} written, {result.chunks_skipped} already done; "
         f"{result.rows_written:,} row(s) written in {result.seconds:.1f} s"
-        + (f"; {result.rows_reconciled:,} already present from an interrupted run" if result.rows_reconciled else "")
+        + (f"; {result.rows_reconciled:,} already present from an earlier run" if result.rows_reconciled else "")
     )
     if result.rows_rejected:
         console.print(f"[bold red]{result.rows_rejected:,} row(s) rejected[/]; see {result.rejected_file}")
