@@ -27,6 +27,7 @@ __all__ = [
     "Settings",
     "load_settings",
     "validate_dataset_id",
+    "validate_location",
     "validate_project_id",
 ]
 
@@ -40,6 +41,7 @@ _PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0
 # https://cloud.google.com/bigquery/docs/datasets#dataset-naming:
 # letters, digits and underscores, at most 1,024 characters.
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+_LOCATION_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 Backend = Literal["duckdb", "bigquery"]
 
@@ -68,6 +70,16 @@ def validate_dataset_id(value: str, *, setting: str = "BIGQUERY_DATASET") -> str
     return value
 
 
+def validate_location(value: str) -> str:
+    """Return ``value`` if it can be a BigQuery location (US, EU, europe-west1), else raise."""
+    if not _LOCATION_RE.match(value or ""):
+        raise ConfigurationError(
+            f"BIGQUERY_LOCATION={value!r} is not a BigQuery location such as US, EU "
+            "or europe-west1"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where bqrepo's tables live and how to reach them.
@@ -86,6 +98,7 @@ class Settings:
     def __post_init__(self) -> None:
         validate_project_id(self.project_id)
         validate_dataset_id(self.dataset)
+        validate_location(self.location)
         if self.url is not None:
             parsed = self._parsed_url()
             if parsed.drivername == "bigquery":

@@ -44,6 +44,8 @@ def test_environment_selects_bigquery() -> None:
         ({"BQREPO_URL": "bigquery://ok-project/bad;drop"}, "BQREPO_URL dataset='bad;drop'"),
         ({"BQREPO_URL": "bigquery:///analytics"}, "BQREPO_URL project=''"),
         ({"BQREPO_URL": "postgresql://x/y"}, "BQREPO_URL uses 'postgresql'"),
+        ({"BIGQUERY_LOCATION": "us'; DROP"}, "BIGQUERY_LOCATION=.* is not a BigQuery location"),
+        ({"BQREPO_URL": "duckdb:///:memory:"}, "in-memory DuckDB"),
     ],
 )
 def test_invalid_names_fail_clearly(env: dict[str, str], message: str) -> None:

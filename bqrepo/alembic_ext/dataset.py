@@ -12,7 +12,6 @@ operation does nothing.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,22 +22,15 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import ExecutableDDLElement
 
 from bqrepo.engine import client_of
-from bqrepo.settings import ConfigurationError, Settings
+from bqrepo.settings import Settings, validate_location
 
 __all__ = ["CreateDataset", "CreateDatasetOp", "ensure_dataset"]
-
-_LOCATION_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-
 
 class CreateDataset(ExecutableDDLElement):
     """``CREATE SCHEMA IF NOT EXISTS `project`.`dataset` OPTIONS(location=...)``."""
 
     def __init__(self, project: str, dataset: str, location: str) -> None:
-        if not _LOCATION_RE.match(location):
-            raise ConfigurationError(
-                f"BIGQUERY_LOCATION={location!r} is not a BigQuery location such as US, EU "
-                "or europe-west1"
-            )
+        validate_location(location)
         self.project = project
         self.dataset = dataset
         self.location = location
