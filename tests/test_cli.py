@@ -387,3 +387,12 @@ def test_demo_falls_back_to_generated_fred_series(monkeypatch):
     assert sample.source.startswith("generated")
     assert {r["series_id"] for r in sample.records} == {"GDPC1", "CPIAUCSL", "UNRATE", "TB3MS", "M1SL"}
     assert validate_rows(FredObservation, sample.records).ok
+
+
+def test_python_dash_m_runs_the_cli_and_empty_results_say_so(migrated, tmp_path):
+    import sys
+
+    help_text = subprocess.run([sys.executable, "-m", "bqrepo.cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert help_text.returncode == 0 and "ingest" in help_text.stdout
+    result = invoke(migrated, "series", "NO-SUCH-SERIES")
+    assert result.exit_code == 0 and "(no rows)" in result.output

@@ -79,4 +79,7 @@ def table_of(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], 
         table.add_column(name, justify="right" if name in right else "left")
     for row in rows:
         table.add_row(*(cell(value) for value in row))
+    if not table.rows:
+        # An empty grid looks like a failure; say that nothing matched.
+        table.caption = "(no rows)"
     return table
