@@ -136,19 +136,25 @@ class Crash(RuntimeError):
     pass
 
 
+def crash_on(n: int, seen: list | None = None):  # type: ignore[no-untyped-def]
+    """An ``after_write`` hook that raises Crash on the n-th chunk; ``seen`` collects the chunks."""
+    seen = [] if seen is None else seen
+
+    def hook(chunk):  # type: ignore[no-untyped-def]
+        seen.append(chunk)
+        if len(seen) == n:
+            raise Crash(chunk.key)
+
+    return hook
+
+
 def test_crash_between_write_and_checkpoint_resumes_exactly(legacy_postgres, migrated_duckdb, tmp_path):
     """The worst moment: chunk 6 is written but not recorded. Resume must not duplicate it."""
     server, _ = legacy_postgres
     checkpoint = tmp_path / "cp.json"
-    seen = []
-
-    def crash_on_sixth(chunk):  # type: ignore[no-untyped-def]
-        seen.append(chunk)
-        if len(seen) == 6:
-            raise Crash(chunk.key)
-
+    seen: list = []
     with pytest.raises(Crash):
-        backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=checkpoint, after_write=crash_on_sixth)
+        backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=checkpoint, after_write=crash_on(6, seen))
     state = json.loads(checkpoint.read_text())
     assert len(state["completed"]) == 5 and state["in_flight"] == [seen[5].key]
 
@@ -164,15 +170,8 @@ def test_crash_before_write_resumes_without_gaps(legacy_postgres, migrated_duckd
     """A failure inside a chunk's write leaves nothing of it; resume writes it whole."""
     server, _ = legacy_postgres
     checkpoint = tmp_path / "cp.json"
-    calls = []
-
-    def fail_third(chunk):  # type: ignore[no-untyped-def]
-        calls.append(chunk)
-        if len(calls) == 3:
-            raise Crash(chunk.key)
-
     with pytest.raises(Crash):
-        backfill(server.url, "fred_indicators", settings=migrated_duckdb, checkpoint_file=checkpoint, after_write=fail_third)
+        backfill(server.url, "fred_indicators", settings=migrated_duckdb, checkpoint_file=checkpoint, after_write=crash_on(3))
     result = backfill(server.url, "fred_indicators", settings=migrated_duckdb, checkpoint_file=checkpoint)
     assert result.verification.ok
     assert destination_per_day(migrated_duckdb, "fred_indicators") == source_per_day(server.url, "fred_indicators")
@@ -392,16 +391,10 @@ def test_a_chunk_left_in_flight_is_remembered_across_other_ranges(legacy_postgre
     forget that 1961 may have landed, so the next full run reconciles it."""
     server, _ = legacy_postgres
     checkpoint = tmp_path / "cp.json"
-    calls = []
-
-    def crash_on_third(chunk):  # type: ignore[no-untyped-def]
-        calls.append(chunk)
-        if len(calls) == 3:
-            raise Crash(chunk.key)
-
+    calls: list = []
     with pytest.raises(Crash):
         backfill(server.url, "fred_indicators", settings=migrated_duckdb, checkpoint_file=checkpoint,
-                 after_write=crash_on_third)
+                 after_write=crash_on(3, calls))
     backfill(server.url, "fred_indicators", settings=migrated_duckdb, checkpoint_file=checkpoint,
              since=dt.date(1990, 1, 1), verify=False)
     assert json.loads(checkpoint.read_text())["in_flight"] == [calls[2].key]
@@ -539,16 +532,9 @@ def test_backfill_into_the_standin(legacy_postgres, bigquery_settings, tmp_path,
     migrate.upgrade(bigquery_settings)
     since, until = (dt.date(2024, 3, 1), dt.date(2024, 3, 8)) if table == "events" else (dt.date(1990, 1, 1), dt.date(1995, 1, 1))
     checkpoint = tmp_path / "cp.json"
-    calls = []
-
-    def crash_on_third(chunk):  # type: ignore[no-untyped-def]
-        calls.append(chunk)
-        if len(calls) == 3:
-            raise Crash(chunk.key)
-
     with pytest.raises(Crash):
         backfill(server.url, table, settings=bigquery_settings, since=since, until=until,
-                 checkpoint_file=checkpoint, after_write=crash_on_third)
+                 checkpoint_file=checkpoint, after_write=crash_on(3))
     result = backfill(server.url, table, settings=bigquery_settings, since=since, until=until, checkpoint_file=checkpoint)
     assert result.rows_reconciled > 0
     assert result.verification.ok, result.verification.mismatches
