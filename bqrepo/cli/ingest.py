@@ -9,7 +9,6 @@ is 1 when any row was rejected, so a script notices.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -20,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bqrepo.cli.errors import UserError, friendly
 from bqrepo.cli.files import BadRecord, Record, count_records, detect_format, read_batches
-from bqrepo.cli.render import console, err_console
+from bqrepo.cli.render import console, err_console, plain_json
 from bqrepo.cli.state import state_of
 
 __all__ = ["register"]
@@ -29,17 +28,6 @@ __all__ = ["register"]
 def _rejected_path(path: Path) -> Path:
     """``events.2026-11.jsonl`` -> ``events.2026-11.rejected.jsonl``: one file per input."""
     return path.with_name(path.name.removesuffix(path.suffix) + ".rejected.jsonl")
-
-
-def _plain_json(value: Any) -> Any:
-    """``value`` with non-finite floats as strings, so the rejected file stays valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _plain_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain_json(item) for item in value]
-    return value
 
 
 def ingest(
@@ -85,7 +73,7 @@ def ingest(
         nonlocal rejected_handle, rejected_count
         if rejected_handle is None:
             rejected_handle = partial.open("w", encoding="utf-8")
-        entry = _plain_json({"position": position, "errors": reasons, "record": record})
+        entry = plain_json({"position": position, "errors": reasons, "record": record})
         rejected_handle.write(json.dumps(entry, default=str, ensure_ascii=False, allow_nan=False) + "\n")
         rejected_count += 1
 

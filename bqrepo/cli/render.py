@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -38,21 +39,25 @@ def sparkline(values: Sequence[float | None]) -> str:
     return "".join(out)
 
 
-def _plain(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
+    """``value`` as strict-JSON-ready data: dataclasses as objects, timestamps ISO 8601,
+    non-finite floats as strings ("nan"), which JSON cannot carry."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: _plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
+        return {field.name: plain_json(getattr(value, field.name)) for field in dataclasses.fields(value)}
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_json(v) for v in value]
     return value
 
 
 def print_json(value: Any) -> None:
-    """Results as JSON on stdout (dataclasses as objects, timestamps ISO 8601)."""
-    sys.stdout.write(json.dumps(_plain(value), ensure_ascii=False, indent=2) + "\n")
+    """Results as JSON on stdout (see :func:`plain_json`)."""
+    sys.stdout.write(json.dumps(plain_json(value), ensure_ascii=False, indent=2) + "\n")
     sys.stdout.flush()
 
 
