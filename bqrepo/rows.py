@@ -51,6 +51,7 @@ from pydantic import (
 )
 
 from bqrepo import schema
+from bqrepo.errors import BqrepoError
 
 __all__ = [
     "MAX_ROW_BYTES",
@@ -445,7 +446,7 @@ class ValidRow(NamedTuple):
     row: Row
 
 
-class RowValidationError(ValueError):
+class RowValidationError(BqrepoError, ValueError):
     """Some records of a batch are invalid; ``errors`` lists every problem."""
 
     def __init__(self, errors: list[RowError]) -> None:

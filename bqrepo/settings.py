@@ -21,6 +21,8 @@ from typing import Literal
 
 from sqlalchemy.engine import URL, make_url
 
+from bqrepo.errors import ConfigurationError
+
 __all__ = [
     "DEFAULT_DUCKDB_FILE",
     "ConfigurationError",
@@ -44,10 +46,6 @@ _DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _LOCATION_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 Backend = Literal["duckdb", "bigquery"]
-
-
-class ConfigurationError(ValueError):
-    """A setting is missing or malformed. The message names the setting."""
 
 
 def validate_project_id(value: str, *, setting: str = "GCP_PROJECT_ID") -> str:

@@ -22,6 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 from google.cloud.bigquery import TimePartitioning
 
+from bqrepo.errors import SchemaError
+
 __all__ = [
     "MAX_CLUSTERING_FIELDS",
     "MAX_PARTITIONS",
@@ -60,10 +62,6 @@ _DATETIME_REASON = (
 _LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _MAX_LABELS = 64
-
-
-class SchemaError(ValueError):
-    """The schema's BigQuery options are inconsistent. Names table and column."""
 
 
 class PartitionLimitWarning(UserWarning):

@@ -58,6 +58,7 @@ from alembic.operations import MigrateOperation, Operations
 from google.cloud.bigquery import TimePartitioning
 
 from bqrepo.alembic_ext import live
+from bqrepo.errors import BackendError
 from bqrepo.table_options import (
     MAX_PARTITIONS,
     MAX_PARTITIONS_MODIFIED_PER_JOB,
@@ -88,7 +89,7 @@ _TRUNC = {"DATE": sa.func.date_trunc, "TIMESTAMP": sa.func.timestamp_trunc}
 _GRANULARITIES = {"HOUR", "DAY", "MONTH", "YEAR"}
 
 
-class RepartitionError(RuntimeError):
+class RepartitionError(BackendError):
     """The copy did not verify. Both tables are left as they are."""
 
 

@@ -25,12 +25,12 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from bqrepo.backfill.chunks import Chunk
 from bqrepo.backfill.mapping import TableMapping
-from bqrepo.settings import ConfigurationError
+from bqrepo.errors import BackendError, ConfigurationError
 
 __all__ = ["SourceError", "SourceReader", "mask_url", "source_engine"]
 
 
-class SourceError(RuntimeError):
+class SourceError(BackendError):
     """The old database cannot be reached or read. The message never holds a password."""
 
 

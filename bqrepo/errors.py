@@ -1,0 +1,90 @@
+"""bqrepo's one exception hierarchy.
+
+Why one root: a caller (a Celery task, a Django view, the CLI) must be able
+to tell "bqrepo refused this, and said why" from "something is broken", the
+way ``sqlalchemy.exc.SQLAlchemyError`` lets SQLAlchemy's users do. Every
+error bqrepo raises on purpose derives from :class:`BqrepoError`; anything
+else escaping bqrepo is a bug.
+
+The second axis is *can it succeed if tried again*. :class:`TransientError`
+marks failures of the infrastructure (a 5xx, a reset connection, a job that
+BigQuery failed with ``backendError`` or ``rateLimitExceeded``, a DuckDB file
+locked by another process for too long): retrying the same call later can
+succeed, and writes are idempotent, so retrying is safe. Use it in Celery's
+``autoretry_for``. :func:`is_transient` answers the same question for an
+exception that did not come from bqrepo (a raw google-api-core error).
+
+Classes that also derive from ``ValueError`` keep working for callers
+written against the first release, which raised plain ``ValueError``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "BqrepoError",
+    "ConfigurationError",
+    "InvalidArgumentError",
+    "NotMigratedError",
+    "SchemaError",
+    "TransientError",
+    "is_transient",
+]
+
+
+class BqrepoError(Exception):
+    """Root of every error bqrepo raises on purpose."""
+
+
+class ConfigurationError(BqrepoError, ValueError):
+    """A setting is missing, malformed or inconsistent. The message names the setting."""
+
+
+class SchemaError(BqrepoError, ValueError):
+    """A table declaration's BigQuery options are inconsistent. Names table and column."""
+
+
+class InvalidArgumentError(BqrepoError, ValueError):
+    """A public argument is out of range or of the wrong kind.
+
+    ``argument`` names the parameter, and the message says what is accepted.
+    Raised before anything reaches a database, so nothing has changed.
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        self.argument = argument
+        super().__init__(f"{argument}: {message}")
+
+
+class BackendError(BqrepoError):
+    """The database refused or failed an operation; the message says which and why."""
+
+
+class NotMigratedError(BackendError):
+    """A table bqrepo needs does not exist yet: run ``bqrepo migrate``."""
+
+
+class TransientError(BackendError):
+    """A failure that retrying the same call later can cure (writes are idempotent)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when ``exc`` is a failure that a retry can cure.
+
+    bqrepo's own :class:`TransientError`, plus what google-api-core treats as
+    transient (429, 500, 502, 503, 504, connection errors), plus a
+    ``google.api_core.exceptions.RetryError`` (the client gave up retrying a
+    transient failure).
+    """
+    if isinstance(exc, TransientError):
+        return True
+    from google.api_core import exceptions as google_errors
+    from google.api_core.retry import if_transient_error
+
+    if isinstance(exc, google_errors.RetryError):
+        return True
+    if isinstance(exc, google_errors.Forbidden):
+        # 403 rateLimitExceeded is BigQuery's way of saying "slow down".
+        reasons = {error.get("reason") for error in getattr(exc, "errors", []) or []}
+        return bool(reasons & {"rateLimitExceeded", "backendError"})
+    return bool(if_transient_error(exc))
