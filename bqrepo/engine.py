@@ -1,27 +1,115 @@
 """Create the SQLAlchemy engine for the configured backend.
 
-Nothing here runs at import time. :func:`create_engine` builds an engine
-lazily (SQLAlchemy engines do not connect until first use) and logs the
-backend once, on the first real connection, so it is never a surprise which
-database a process is talking to.
+Nothing here runs at import time, and nothing connects before the first
+query: :func:`create_engine` builds the BigQuery client once, hands it to
+the dialect (``connect_args``) and keeps it for the writers
+(:func:`client_of`), so no code has to open a connection to find the client.
+The backend is logged once, on the first real connection, so it is never a
+surprise which database a process is talking to.
+
+Errors are translated here, in one place, for every statement an engine
+runs: a missing table becomes :class:`~bqrepo.errors.NotMigratedError`
+("run `bqrepo migrate`"), a failure a retry can cure becomes
+:class:`~bqrepo.errors.TransientError` (chained to the driver's error).
+
+The embedded DuckDB file is opened per checkout and closed on release
+(``NullPool``): DuckDB lets one process at a time hold the file, so a
+pooled connection would lock out every other process (a Celery worker next
+to ``runserver``, ``bqrepo recent`` while the app runs) for good. A
+connection that finds the file locked waits, boundedly, for the other
+process to finish its statement.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
+import re
 import socket
+import time
+import weakref
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
+from bqrepo.errors import BqrepoError, NotMigratedError, TransientError, is_transient
 from bqrepo.settings import ConfigurationError, Settings, load_settings
 
-__all__ = ["bigquery_client", "check_emulator_reachable", "client_of", "create_engine"]
+__all__ = [
+    "DUCKDB_LOCK_WAIT",
+    "backend_errors",
+    "bigquery_client",
+    "check_emulator_reachable",
+    "client_of",
+    "create_engine",
+]
 
 log = logging.getLogger("bqrepo")
+job_log = logging.getLogger("bqrepo.jobs")
+
+#: Seconds a DuckDB connection waits for another process to release the file.
+#: Other processes hold it for one statement at a time (``NullPool``), so a
+#: wait this long means one of them keeps a connection open.
+DUCKDB_LOCK_WAIT = 30.0
+
+# The client behind each BigQuery engine, for writers and metadata calls.
+_clients: weakref.WeakKeyDictionary[Engine, Any] = weakref.WeakKeyDictionary()
+
+
+def _log_job(job: Any) -> None:
+    """One INFO line per finished BigQuery job: what it cost and where it ran."""
+    job_log.info(
+        "BigQuery %s job %s in %s: %s bytes processed, %s bytes billed, cache hit %s",
+        getattr(job, "job_type", "query"),
+        job.job_id,
+        job.location,
+        getattr(job, "total_bytes_processed", None),
+        getattr(job, "total_bytes_billed", None),
+        getattr(job, "cache_hit", None),
+    )
+
+
+def _logging_client_class() -> type[Any]:
+    """``bigquery.Client`` that logs every query and load job once, when it finishes.
+
+    Queries go through ``query()`` rather than the ``jobs.query`` shortcut,
+    because only a job reports bytes billed and cache hits (and the shortcut
+    may run without a job id to log).
+    """
+    from google.cloud import bigquery
+
+    class JobLoggingClient(bigquery.Client):  # type: ignore[misc]
+        def query_and_wait(self, query: str, **kwargs: Any) -> Any:
+            result_args = {
+                name: kwargs.pop(name)
+                for name in ("page_size", "max_results", "wait_timeout")
+                if name in kwargs
+            }
+            if "wait_timeout" in result_args:
+                result_args["timeout"] = result_args.pop("wait_timeout")
+            kwargs.pop("api_timeout", None)
+            job = self.query(query, **kwargs)
+            rows = job.result(**result_args)
+            _log_job(job)
+            return rows
+
+        def load_table_from_file(self, *args: Any, **kwargs: Any) -> Any:
+            job = super().load_table_from_file(*args, **kwargs)
+            job.add_done_callback(_log_job)
+            return job
+
+        def load_table_from_json(self, *args: Any, **kwargs: Any) -> Any:
+            job = super().load_table_from_json(*args, **kwargs)
+            job.add_done_callback(_log_job)
+            return job
+
+    return JobLoggingClient
 
 
 def bigquery_client(settings: Settings) -> Any:
@@ -34,6 +122,7 @@ def bigquery_client(settings: Settings) -> Any:
     from google.api_core.client_options import ClientOptions
     from google.cloud import bigquery
 
+    client_class = _logging_client_class()
     # Unqualified table names resolve in the configured dataset, as they do
     # when sqlalchemy-bigquery builds its own client from the URL.
     job_config = bigquery.QueryJobConfig(
@@ -44,29 +133,37 @@ def bigquery_client(settings: Settings) -> Any:
 
         host = settings.emulator_host
         endpoint = host if "://" in host else f"http://{host}"
-        return bigquery.Client(
+        return client_class(
             project=settings.bigquery_project,
             credentials=AnonymousCredentials(),
             client_options=ClientOptions(api_endpoint=endpoint),
             location=settings.location,
             default_query_job_config=job_config,
         )
-    return bigquery.Client(
+    return client_class(
         project=settings.bigquery_project,
         location=settings.location,
         default_query_job_config=job_config,
     )
 
 
-def client_of(connection: sa.engine.Connection) -> Any:
-    """The ``google.cloud.bigquery.Client`` behind a BigQuery SQLAlchemy connection.
+def client_of(bind: sa.Engine | sa.Connection) -> Any:
+    """The ``google.cloud.bigquery.Client`` of a BigQuery engine (or one of its connections).
 
-    Writers and migrations use it for what SQL cannot do well: load jobs,
-    streaming inserts and dataset or table metadata calls.
+    The same client the engine's connections use, built once by
+    :func:`create_engine`; asking for it never connects. Writers and
+    migrations use it for what SQL cannot do well: load jobs, streaming
+    inserts and dataset or table metadata calls.
     """
-    if connection.dialect.name != "bigquery":
-        raise TypeError(f"not a BigQuery connection: {connection.dialect.name}")
-    return connection.connection.driver_connection._client
+    if bind.dialect.name != "bigquery":
+        raise TypeError(f"not a BigQuery engine or connection: {bind.dialect.name}")
+    try:
+        return _clients[bind.engine]
+    except KeyError:
+        raise TypeError(
+            "this BigQuery engine was not built by bqrepo.engine.create_engine, which "
+            "keeps its client; build it there"
+        ) from None
 
 
 def check_emulator_reachable(settings: Settings) -> None:
@@ -100,28 +197,118 @@ def _duckdb_utc(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("SET TimeZone = 'UTC'")
 
 
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def _duckdb_connect_waiting(path: str, wait: float) -> Any:
+    """A ``do_connect`` hook: open the DuckDB file, waiting up to ``wait`` s for its lock.
+
+    Another process holds the file only while it runs a statement, so a
+    short randomized back-off gets in; after ``wait`` seconds the error
+    names the process that holds it and what to do.
+    """
+
+    def connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        deadline = time.monotonic() + wait
+        pause = 0.002
+        while True:
+            try:
+                return dialect.connect(*cargs, **cparams)
+            except Exception as exc:
+                holder = _LOCK_HOLDER.search(str(exc))
+                if holder is None or "Could not set lock" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise TransientError(
+                        f"the DuckDB file {path} is held by another process "
+                        f"(PID {holder['pid']}, {holder['program']}) for more than {wait:g} s: "
+                        "stop that process or make it close its connection; for several "
+                        "long-running processes use BigQuery (GCP_PROJECT_ID and BIGQUERY_DATASET)"
+                    ) from exc
+                time.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, 0.1)
+
+    return connect
+
+
+def _error_for(exc: BaseException, where: str) -> BqrepoError | None:
+    """bqrepo's error for a driver or google-api-core failure, or ``None`` to let it pass.
+
+    Looks through the chain (``DBAPIError.orig``, google's DB-API wrapping
+    the client's exception in ``args[0]``, ``__cause__``) for the cause.
+    """
+    seen: list[BaseException] = []
+    pending: list[Any] = [exc]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        if isinstance(item, BqrepoError):
+            return None
+        pending += [getattr(item, "orig", None), item.__cause__, *item.args[:1]]
+    for cause in seen:
+        text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        missing = re.search(r"Table with name (\w+) does not exist|Not found: Table ([\w:.-]+)", text)
+        if missing:
+            table = missing.group(1) or missing.group(2)
+            return NotMigratedError(f"table {table} does not exist in {where}: run `bqrepo migrate`")
+        if not isinstance(cause, sa.exc.SQLAlchemyError) and is_transient(cause):
+            return TransientError(f"{where}: {text} (transient: retry later)")
+    return None
+
+
+@contextlib.contextmanager
+def backend_errors(where: str) -> Iterator[None]:
+    """Raise bqrepo's errors for what the backend's client raises inside the block.
+
+    Engines do this for every statement; writers that call the BigQuery
+    client directly wrap their calls in this.
+    """
+    try:
+        yield
+    except Exception as exc:
+        translated = _error_for(exc, where)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
 def create_engine(settings: Settings | None = None, **kwargs: Any) -> Engine:
-    """An engine for ``settings`` (default: :func:`load_settings`).
+    """An engine for ``settings`` (default: :func:`load_settings`); it does not connect.
 
     BigQuery engines get a client built by :func:`bigquery_client`, so the
     emulator and real BigQuery share one code path; the BigQuery Storage API
     is disabled because the stand-in does not offer it and result sets here
-    are small.
+    are small. DuckDB engines open the file per checkout (see the module
+    docstring); ``duckdb_lock_wait`` bounds the wait for another process.
     """
     settings = settings or load_settings()
     url = settings.sqlalchemy_url
+    lock_wait = kwargs.pop("duckdb_lock_wait", DUCKDB_LOCK_WAIT)
+    client = None
     if settings.backend == "bigquery":
         client = bigquery_client(settings)
         url = url.update_query_dict({"user_supplied_client": "true"})
         connect_args = {"client": client, "prefer_bqstorage_client": False}
         kwargs.setdefault("connect_args", {}).update(connect_args)
         kwargs.setdefault("location", settings.location)
+    else:
+        kwargs.setdefault("poolclass", NullPool)
     engine = sa.create_engine(url, **kwargs)
-    if settings.backend == "duckdb":
-        event.listen(engine, "connect", _duckdb_utc)
-    elif settings.emulator_host:
-        event.listen(engine, "connect", lambda *_: check_emulator_reachable(settings), once=True)
     description = settings.describe()
+    if client is not None:
+        _clients[engine] = client
+        if settings.emulator_host:
+            event.listen(engine, "connect", lambda *_: check_emulator_reachable(settings), once=True)
+    else:
+        event.listen(engine, "connect", _duckdb_utc)
+        event.listen(engine, "do_connect", _duckdb_connect_waiting(str(url.database), lock_wait))
+
+    def translate(context: sa.engine.ExceptionContext) -> BqrepoError | None:
+        return _error_for(context.original_exception, description)
+
+    event.listen(engine, "handle_error", translate)
     event.listen(
         engine,
         "connect",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -82,26 +82,40 @@ def validate_location(value: str) -> str:
 class Settings:
     """Where bqrepo's tables live and how to reach them.
 
-    ``url`` is ``None`` for the embedded DuckDB default; otherwise a
-    SQLAlchemy URL, ``bigquery://PROJECT/DATASET`` for BigQuery.
+    The backend is chosen explicitly, never by falling back:
+
+    * ``url`` set: that URL (``bigquery://PROJECT/DATASET``, ``duckdb:///PATH``).
+      A ``bigquery://`` URL missing its project or dataset takes them from
+      ``project_id``/``dataset`` (``GCP_PROJECT_ID``/``BIGQUERY_DATASET``).
+    * else ``project_id`` or ``dataset`` set: BigQuery ``project_id.dataset``.
+    * else: the embedded DuckDB file ``duckdb_path``.
+
+    A BigQuery choice that cannot name both a project and a dataset (from
+    the URL, the settings or, for the project, Application Default
+    Credentials) raises :class:`ConfigurationError` naming what to add.
     """
 
-    project_id: str = "venezuelawatch-dev"
-    dataset: str = "venezuelawatch_analytics"
+    project_id: str | None = None
+    dataset: str | None = None
     location: str = "US"
     url: str | None = None
     emulator_host: str | None = None
     duckdb_path: str = DEFAULT_DUCKDB_FILE
+    _target: tuple[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        validate_project_id(self.project_id)
-        validate_dataset_id(self.dataset)
+        if self.project_id is not None:
+            validate_project_id(self.project_id)
+        if self.dataset is not None:
+            validate_dataset_id(self.dataset)
         validate_location(self.location)
         if self.url is not None:
             parsed = self._parsed_url()
             if parsed.drivername == "bigquery":
-                validate_project_id(parsed.host or "", setting="BQREPO_URL project")
-                validate_dataset_id(parsed.database or "", setting="BQREPO_URL dataset")
+                if parsed.host:
+                    validate_project_id(parsed.host, setting="BQREPO_URL project")
+                if parsed.database:
+                    validate_dataset_id(parsed.database, setting="BQREPO_URL dataset")
             elif not parsed.drivername.startswith("duckdb"):
                 raise ConfigurationError(
                     f"BQREPO_URL uses {parsed.drivername!r}; bqrepo supports "
@@ -114,6 +128,8 @@ class Settings:
                     "BQREPO_URL names an in-memory DuckDB, which forgets everything between "
                     "connections; give a file: duckdb:///relative.duckdb or duckdb:////absolute.duckdb"
                 )
+        if self.backend == "bigquery":
+            object.__setattr__(self, "_target", self._resolve_bigquery())
 
     def _parsed_url(self) -> URL:
         try:
@@ -121,38 +137,91 @@ class Settings:
         except Exception as exc:  # sqlalchemy raises ArgumentError
             raise ConfigurationError(f"BQREPO_URL is not a valid URL: {exc}") from None
 
+    def _resolve_bigquery(self) -> tuple[str, str]:
+        """``(project, dataset)``: the URL's, else the settings', else (project) ADC's."""
+        parsed = self._parsed_url() if self.url is not None else None
+        dataset = (parsed.database if parsed else None) or self.dataset
+        if not dataset:
+            if parsed is not None:
+                raise ConfigurationError(
+                    f"BQREPO_URL (or --url) {self.url}: the URL names no dataset; use "
+                    "bigquery://PROJECT/DATASET or set BIGQUERY_DATASET"
+                )
+            raise ConfigurationError(
+                f"GCP_PROJECT_ID={self.project_id} selects BigQuery but no dataset is named: "
+                "set BIGQUERY_DATASET (or unset GCP_PROJECT_ID for the embedded DuckDB default)"
+            )
+        project = (parsed.host if parsed else None) or self.project_id
+        if not project:
+            project = self._adc_project(dataset)
+        return project, dataset
+
+    def _adc_project(self, dataset: str) -> str:
+        """The project Application Default Credentials name, or a ConfigurationError.
+
+        Never consulted for the stand-in, whose project must be named: ADC
+        would name a real project.
+        """
+        missing = (
+            f"BIGQUERY_DATASET={dataset} selects BigQuery but no project is named: set GCP_PROJECT_ID"
+        )
+        if self.emulator_host:
+            raise ConfigurationError(f"{missing} (the stand-in's project)")
+        import google.auth
+        from google.auth.exceptions import DefaultCredentialsError
+
+        try:
+            _credentials, project = google.auth.default()
+        except DefaultCredentialsError:
+            project = None
+        if not project:
+            raise ConfigurationError(
+                f"{missing}, or give Application Default Credentials a project "
+                "(gcloud config set project ...)"
+            )
+        return validate_project_id(str(project), setting="the Application Default Credentials project")
+
     @property
     def backend(self) -> Backend:
         """``"bigquery"`` or ``"duckdb"``: which engine the repositories run on."""
-        if self.url is not None and self._parsed_url().drivername == "bigquery":
+        if self.url is not None:
+            return "bigquery" if self._parsed_url().drivername == "bigquery" else "duckdb"
+        if self.project_id is not None or self.dataset is not None:
             return "bigquery"
         return "duckdb"
 
     @property
     def sqlalchemy_url(self) -> URL:
-        """The URL the engine is created from (the DuckDB file when unset)."""
+        """The URL the engine is created from: always complete (``bigquery://P/D``, ``duckdb:///F``)."""
+        if self._target is not None:
+            project, dataset = self._target
+            return URL.create("bigquery", host=project, database=dataset)
         if self.url is None:
             return URL.create("duckdb", database=str(Path(self.duckdb_path)))
         return self._parsed_url()
 
     @property
     def bigquery_project(self) -> str:
-        """The project the tables live in: the URL's, else ``GCP_PROJECT_ID``."""
-        if self.backend == "bigquery":
-            return self._parsed_url().host or self.project_id
-        return self.project_id
+        """The BigQuery project the tables live in (raises on a DuckDB backend)."""
+        return self._bigquery()[0]
 
     @property
     def bigquery_dataset(self) -> str:
-        """The dataset the tables live in: the URL's, else ``BIGQUERY_DATASET``."""
-        if self.backend == "bigquery":
-            return self._parsed_url().database or self.dataset
-        return self.dataset
+        """The BigQuery dataset the tables live in (raises on a DuckDB backend)."""
+        return self._bigquery()[1]
+
+    def _bigquery(self) -> tuple[str, str]:
+        if self._target is None:
+            raise ConfigurationError(
+                f"{self.describe()} is not BigQuery: set GCP_PROJECT_ID and BIGQUERY_DATASET "
+                "or BQREPO_URL=bigquery://PROJECT/DATASET"
+            )
+        return self._target
 
     def describe(self) -> str:
         """A one-line, secret-free description of the backend, for logs and ``info``."""
-        if self.backend == "bigquery":
-            where = f"BigQuery {self.bigquery_project}.{self.bigquery_dataset} ({self.location})"
+        if self._target is not None:
+            where = f"BigQuery {self._target[0]}.{self._target[1]} ({self.location})"
             if self.emulator_host:
                 where += f" via emulator at {self.emulator_host}"
             return where

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bqrepo.engine import client_of
+from bqrepo.errors import ConfigurationError
 
 __all__ = ["BigQueryTarget"]
 
@@ -27,16 +28,18 @@ class BigQueryTarget:
 
     @classmethod
     def of(cls, bind: sa.Engine | sa.Connection) -> BigQueryTarget:
-        """The target behind a BigQuery engine or connection."""
-        if isinstance(bind, sa.Engine):
-            with bind.connect() as connection:
-                return cls.of(connection)
+        """The target behind a BigQuery engine or connection; never connects.
+
+        The client is the engine's own (:func:`bqrepo.engine.client_of`) and
+        the project and dataset are the dialect's, parsed from the URL when
+        the engine was built.
+        """
         client = client_of(bind)
         dialect = bind.dialect
         project = getattr(dialect, "project_id", None) or client.project
         dataset = getattr(dialect, "dataset_id", None)
         if not dataset:
-            raise ValueError(
+            raise ConfigurationError(
                 "the BigQuery URL names no dataset (bigquery://PROJECT/DATASET); "
                 "writers need one for tables without a schema"
             )

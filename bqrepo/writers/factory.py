@@ -7,6 +7,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
+from bqrepo.engine import backend_errors
 from bqrepo.rows import Row
 from bqrepo.writers.bigquery_load import BigQueryLoadWriter
 from bqrepo.writers.bigquery_stream import BigQueryStreamWriter
@@ -39,8 +40,15 @@ class AutoBigQueryWriter:
         self.load_threshold = load_threshold
 
     def write(self, table: sa.Table, rows: Sequence[Row]) -> WriteResult:
+        """Write through the mechanism the batch size calls for.
+
+        A failure a retry can cure (5xx, a reset connection, the client's
+        retries exhausted) raises :class:`~bqrepo.errors.TransientError`;
+        writes are idempotent, so retrying the whole call is safe.
+        """
         writer = self.load if len(rows) > self.load_threshold else self.stream
-        return writer.write(table, rows)
+        with backend_errors(f"writing {table.name} to {self.stream.target.table_id(table)}"):
+            return writer.write(table, rows)
 
 
 def writer_for(
