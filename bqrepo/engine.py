@@ -253,6 +253,11 @@ def _error_for(exc: BaseException, where: str) -> BqrepoError | None:
         if missing:
             table = missing.group(1) or missing.group(2)
             return NotMigratedError(f"table {table} does not exist in {where}: run `bqrepo migrate`")
+        if "Not found: Dataset" in text:
+            return NotMigratedError(
+                f"{text.split(';')[0]} ({where}): run `bqrepo migrate`, which creates it "
+                "(if it exists, BIGQUERY_LOCATION must name its location)"
+            )
         if not isinstance(cause, sa.exc.SQLAlchemyError) and is_transient(cause):
             return TransientError(f"{where}: {text} (transient: retry later)")
     return None
