@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL, make_url
 
@@ -28,9 +29,12 @@ __all__ = [
     "ConfigurationError",
     "Settings",
     "load_settings",
+    "configured_values",
     "validate_dataset_id",
+    "validate_emulator_host",
     "validate_location",
     "validate_project_id",
+    "validate_url",
 ]
 
 DEFAULT_DUCKDB_FILE = "bqrepo.duckdb"
@@ -78,6 +82,50 @@ def validate_location(value: str) -> str:
     return value
 
 
+def validate_url(value: str) -> URL:
+    """The parsed ``BQREPO_URL`` if bqrepo can use it, else raise naming what is wrong.
+
+    A ``bigquery://`` URL may leave out its project and dataset (the
+    settings supply them); what it names must be valid identifiers.
+    """
+    try:
+        parsed = make_url(value)
+    except Exception as exc:  # sqlalchemy raises ArgumentError
+        raise ConfigurationError(f"BQREPO_URL is not a valid URL: {exc}") from None
+    if parsed.drivername == "bigquery":
+        if parsed.host:
+            validate_project_id(parsed.host, setting="BQREPO_URL project")
+        if parsed.database:
+            validate_dataset_id(parsed.database, setting="BQREPO_URL dataset")
+    elif not parsed.drivername.startswith("duckdb"):
+        raise ConfigurationError(
+            f"BQREPO_URL uses {parsed.drivername!r}; bqrepo supports "
+            "bigquery://PROJECT/DATASET or duckdb:///PATH"
+        )
+    elif parsed.database in (None, "", ":memory:"):
+        # Each connection would get its own empty database: migrations and
+        # writes would vanish between statements.
+        raise ConfigurationError(
+            "BQREPO_URL names an in-memory DuckDB, which forgets everything between "
+            "connections; give a file: duckdb:///relative.duckdb or duckdb:////absolute.duckdb"
+        )
+    return parsed
+
+
+def validate_emulator_host(value: str) -> str:
+    """Return ``value`` if it is ``host:port`` (or ``http://host:port``), else raise."""
+    parts = urlsplit(value if "://" in value else f"http://{value}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+        raise ConfigurationError(
+            f"BIGQUERY_EMULATOR_HOST={value!r} is not host:port such as 127.0.0.1:9050"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where bqrepo's tables live and how to reach them.
@@ -110,32 +158,14 @@ class Settings:
             validate_dataset_id(self.dataset)
         validate_location(self.location)
         if self.url is not None:
-            parsed = self._parsed_url()
-            if parsed.drivername == "bigquery":
-                if parsed.host:
-                    validate_project_id(parsed.host, setting="BQREPO_URL project")
-                if parsed.database:
-                    validate_dataset_id(parsed.database, setting="BQREPO_URL dataset")
-            elif not parsed.drivername.startswith("duckdb"):
-                raise ConfigurationError(
-                    f"BQREPO_URL uses {parsed.drivername!r}; bqrepo supports "
-                    "bigquery://PROJECT/DATASET or duckdb:///PATH"
-                )
-            elif parsed.database in (None, "", ":memory:"):
-                # Each pooled connection would get its own empty database:
-                # migrations and writes would vanish between statements.
-                raise ConfigurationError(
-                    "BQREPO_URL names an in-memory DuckDB, which forgets everything between "
-                    "connections; give a file: duckdb:///relative.duckdb or duckdb:////absolute.duckdb"
-                )
+            validate_url(self.url)
+        if self.emulator_host is not None:
+            validate_emulator_host(self.emulator_host)
         if self.backend == "bigquery":
             object.__setattr__(self, "_target", self._resolve_bigquery())
 
     def _parsed_url(self) -> URL:
-        try:
-            return make_url(self.url or "")
-        except Exception as exc:  # sqlalchemy raises ArgumentError
-            raise ConfigurationError(f"BQREPO_URL is not a valid URL: {exc}") from None
+        return validate_url(self.url or "")
 
     def _resolve_bigquery(self) -> tuple[str, str]:
         """``(project, dataset)``: the URL's, else the settings', else (project) ADC's."""
@@ -251,28 +281,40 @@ def _django_settings() -> Mapping[str, object]:
         from django.conf import settings as django_settings  # type: ignore[import-not-found]
     except ImportError:
         return {}
-    if not django_settings.configured:
+    if not django_settings.configured and not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        # Outside a Django process (the CLI) a project's settings module still
+        # counts when DJANGO_SETTINGS_MODULE names it.
         return {}
-    return {
-        key: getattr(django_settings, key)
-        for key in _ENV_KEYS.values()
-        if hasattr(django_settings, key)
-    }
+    try:
+        return {
+            key: getattr(django_settings, key)
+            for key in _ENV_KEYS.values()
+            if hasattr(django_settings, key)
+        }
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"DJANGO_SETTINGS_MODULE={os.environ.get('DJANGO_SETTINGS_MODULE')} cannot be imported: {exc}"
+        ) from None
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build :class:`Settings` from Django settings, then the environment.
+def configured_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The settings given explicitly, by name (``GCP_PROJECT_ID``...): Django's, then the environment's.
 
     The environment wins over Django so that an operator can redirect a
     deployed app (for example to the stand-in) without editing code. Empty
-    values count as unset.
+    values count as unset. The Django system checks validate these one by one.
     """
     env = os.environ if environ is None else environ
-    sources: list[Mapping[str, object]] = [_django_settings(), env]
     values: dict[str, str] = {}
-    for field, key in _ENV_KEYS.items():
-        for source in sources:
+    for source in (_django_settings(), env):
+        for key in _ENV_KEYS.values():
             raw = source.get(key)
             if raw not in (None, ""):
-                values[field] = str(raw)
-    return Settings(**values)
+                values[key] = str(raw)
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from :func:`configured_values` (Django, then the environment)."""
+    values = configured_values(environ)
+    return Settings(**{name: values[key] for name, key in _ENV_KEYS.items() if key in values})
