@@ -314,10 +314,19 @@ def create_engine(settings: Settings | None = None, **kwargs: Any) -> Engine:
         return _error_for(context.original_exception, description)
 
     event.listen(engine, "handle_error", translate)
-    event.listen(
-        engine,
-        "connect",
-        lambda *_: log.info("bqrepo backend: %s", description),
-        once=True,
-    )
+    event.listen(engine, "connect", lambda *_: _announce(description), once=True)
     return engine
+
+
+_announced: set[str] = set()
+
+
+def _announce(description: str) -> None:
+    """Log the backend at INFO once per process, however many engines reach it.
+
+    A command such as ``bqrepo migrate`` builds several short-lived engines
+    for the same backend; one line says where the data goes.
+    """
+    if description not in _announced:
+        _announced.add(description)
+        log.info("bqrepo backend: %s", description)

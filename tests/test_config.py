@@ -4,10 +4,12 @@ migration and for transient failures, a Celery task that retries, and logging.""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +113,28 @@ def test_each_bigquery_job_is_logged_once_at_info(
     assert len(jobs) == 1, jobs
     assert jobs[0].startswith("BigQuery query job ")
     assert "bytes processed" in jobs[0] and "bytes billed" in jobs[0] and "cache hit" in jobs[0]
+
+
+def _cli(*args: str, cwd: object) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("BQREPO_URL", "GCP_PROJECT_ID", "BIGQUERY_DATASET")}
+    return subprocess.run(
+        [sys.executable, "-m", "bqrepo.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_verbose_logs_the_backend_once_and_no_alembic_plugin_lines(tmp_path: Path) -> None:
+    """Issue 11.5: ``bqrepo -v migrate`` / ``-v info`` build several engines; one backend line."""
+    for command in ("migrate", "info"):
+        result = _cli("-v", command, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.count("bqrepo backend: DuckDB file bqrepo.duckdb") == 1, result.stderr
+        assert "alembic.runtime.plugins" not in result.stderr
+    assert "Running upgrade  -> 0001" in _cli("-v", "--url", "duckdb:///other.duckdb", "migrate", cwd=tmp_path).stderr
+
+
+def test_version(tmp_path: Path) -> None:
+    import bqrepo
+
+    result = _cli("--version", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"bqrepo {bqrepo.__version__}"

@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from bqrepo import __version__
 from bqrepo.cli import admin, backfill, demo, ingest, queries
 from bqrepo.cli.errors import DEBUG
 from bqrepo.cli.state import State
@@ -22,6 +23,23 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"bqrepo {__version__}")
+        raise typer.Exit()
+
+
+def _log_verbosely() -> None:
+    """bqrepo's INFO lines (backend, BigQuery jobs) and Alembic's "Running upgrade" lines.
+
+    Only those: the root logger stays at WARNING, so libraries' INFO chatter
+    (``alembic.runtime.plugins`` lists every plugin on each migration) stays out.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    for name in ("bqrepo", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
@@ -33,12 +51,17 @@ def _global(
         show_default=False,
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log bqrepo's INFO messages."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log the backend, each BigQuery job and each migration step."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     ctx.obj = State(url=url)
     DEBUG["enabled"] = debug
     if verbose:
-        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+        _log_verbosely()
 
 
 for module in (admin, ingest, queries, demo, backfill):
