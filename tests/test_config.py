@@ -3,6 +3,7 @@ migration and for transient failures, a Celery task that retries, and logging.""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bqrepo.engine import create_engine
 from bqrepo.errors import NotMigratedError, TransientError
 from bqrepo.migrate import upgrade
 from bqrepo.service import TimeSeriesService
@@ -138,3 +140,34 @@ def test_version(tmp_path: Path) -> None:
     result = _cli("--version", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"bqrepo {bqrepo.__version__}"
+
+
+def test_two_processes_share_one_duckdb_file(tmp_path: Path) -> None:
+    """Issue 11.4: two real processes insert and read at once; nothing lost, no driver error.
+
+    CI runs 2 x 150 operations; benchmarks/duckdb_processes.py runs 2 x 1,000.
+    """
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "duckdb_processes.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--ops", "150", "--file", str(tmp_path / "shared.duckdb")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["errors"] == []
+    assert report["written"] == report["stored"] == 150
+
+
+def test_a_file_held_open_by_another_process_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "held.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        engine = create_engine(Settings(duckdb_path=str(path)), duckdb_lock_wait=0.5)
+        with pytest.raises(TransientError, match=rf"held by another process \(PID {holder.pid}, .*\) for more than 0.5 s: stop that process"):
+            engine.connect()
+    finally:
+        holder.communicate("")
