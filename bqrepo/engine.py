@@ -84,9 +84,9 @@ def _logging_client_class() -> type[Any]:
     """
     from google.cloud import bigquery
 
-    class JobLoggingClient(bigquery.Client):  # type: ignore[misc]
+    class JobLoggingClient(bigquery.Client):
         def query_and_wait(self, query: str, **kwargs: Any) -> Any:
-            result_args = {
+            result_args: dict[str, Any] = {
                 name: kwargs.pop(name)
                 for name in ("page_size", "max_results", "wait_timeout")
                 if name in kwargs
@@ -101,12 +101,12 @@ def _logging_client_class() -> type[Any]:
 
         def load_table_from_file(self, *args: Any, **kwargs: Any) -> Any:
             job = super().load_table_from_file(*args, **kwargs)
-            job.add_done_callback(_log_job)
+            job.add_done_callback(_log_job)  # type: ignore[no-untyped-call]
             return job
 
         def load_table_from_json(self, *args: Any, **kwargs: Any) -> Any:
             job = super().load_table_from_json(*args, **kwargs)
-            job.add_done_callback(_log_job)
+            job.add_done_callback(_log_job)  # type: ignore[no-untyped-call]
             return job
 
     return JobLoggingClient
@@ -135,7 +135,7 @@ def bigquery_client(settings: Settings) -> Any:
         endpoint = host if "://" in host else f"http://{host}"
         return client_class(
             project=settings.bigquery_project,
-            credentials=AnonymousCredentials(),
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options=ClientOptions(api_endpoint=endpoint),
             location=settings.location,
             default_query_job_config=job_config,

@@ -278,7 +278,7 @@ def _django_settings() -> Mapping[str, object]:
     Imported lazily so that bqrepo never requires Django.
     """
     try:
-        from django.conf import settings as django_settings  # type: ignore[import-not-found]
+        from django.conf import settings as django_settings  # type: ignore[import-untyped]
     except ImportError:
         return {}
     if not django_settings.configured and not os.environ.get("DJANGO_SETTINGS_MODULE"):

@@ -131,7 +131,8 @@ def test_verbose_logs_the_backend_once_and_no_alembic_plugin_lines(tmp_path: Pat
         assert result.returncode == 0, result.stderr
         assert result.stderr.count("bqrepo backend: DuckDB file bqrepo.duckdb") == 1, result.stderr
         assert "alembic.runtime.plugins" not in result.stderr
-    assert "Running upgrade  -> 0001" in _cli("-v", "--url", "duckdb:///other.duckdb", "migrate", cwd=tmp_path).stderr
+        # the migration steps are still reported
+        assert ("Running upgrade  -> 0001" in result.stderr) == (command == "migrate")
 
 
 def test_version(tmp_path: Path) -> None:
