@@ -226,7 +226,7 @@ def _duckdb_connect_waiting(path: str, wait: float) -> Any:
                         "long-running processes use BigQuery (GCP_PROJECT_ID and BIGQUERY_DATASET)"
                     ) from exc
                 time.sleep(pause * (0.5 + random.random()))
-                pause = min(pause * 2, 0.1)
+                pause = min(pause * 2, 0.025)
 
     return connect
 

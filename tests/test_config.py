@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,9 +18,12 @@ import pytest
 from bqrepo.engine import create_engine
 from bqrepo.errors import NotMigratedError, TransientError
 from bqrepo.migrate import upgrade
+from bqrepo.rows import EventRow
+from bqrepo.schema import events
 from bqrepo.service import TimeSeriesService
 from bqrepo.settings import ConfigurationError, Settings
 from bqrepo.testing.faults import INSERT_ALL, POST, FaultProxy
+from bqrepo.writers import writer_for
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
@@ -109,12 +113,16 @@ def test_each_bigquery_job_is_logged_once_at_info(
 ) -> None:
     upgrade(bigquery_settings)
     service = TimeSeriesService.from_settings(bigquery_settings)
+    load = writer_for(service.events.engine, "load")
     with caplog.at_level(logging.INFO, logger="bqrepo.jobs"):
         service.get_risk_trends(NOW - timedelta(days=2), NOW)
+        load.write(events, [EventRow.model_validate({"title": "t", "mentioned_at": NOW})])
     jobs = [r.getMessage() for r in caplog.records if r.name == "bqrepo.jobs"]
-    assert len(jobs) == 1, jobs
-    assert jobs[0].startswith("BigQuery query job ")
-    assert "bytes processed" in jobs[0] and "bytes billed" in jobs[0] and "cache hit" in jobs[0]
+    assert [line.split(" job ")[0] for line in jobs] == ["BigQuery query", "BigQuery load"], jobs
+    for line in jobs:
+        assert re.fullmatch(
+            r"BigQuery \w+ job \S+ in US: \S+ bytes processed, \S+ bytes billed, cache hit \S+", line
+        ), line
 
 
 def _cli(*args: str, cwd: object) -> subprocess.CompletedProcess[str]:
