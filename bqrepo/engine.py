@@ -93,7 +93,8 @@ def _logging_client_class() -> type[Any]:
             }
             if "wait_timeout" in result_args:
                 result_args["timeout"] = result_args.pop("wait_timeout")
-            kwargs.pop("api_timeout", None)
+            if "api_timeout" in kwargs:
+                kwargs["timeout"] = kwargs.pop("api_timeout")
             job = self.query(query, **kwargs)
             rows = job.result(**result_args)
             _log_job(job)

@@ -99,7 +99,14 @@ class TimeSeriesService:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> TimeSeriesService:
-        """Build the engine, writer and repositories for ``settings`` (default: environment/Django)."""
+        """Build the engine, writer and repositories for ``settings`` (default: environment/Django).
+
+        Connects to nothing: the engine and the writer share one BigQuery
+        client built here, and the first query or write opens the first
+        connection. A process can therefore build its service at start-up
+        while BigQuery (or the stand-in) is unreachable; the first use then
+        fails with an error naming what to fix.
+        """
         engine = create_engine(settings or load_settings())
         writer = writer_for(engine)
         return cls(EventRepository(engine, writer), EntityMentionRepository(engine, writer), writer)
