@@ -314,7 +314,13 @@ def configured_values(environ: Mapping[str, str] | None = None) -> dict[str, str
     return values
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build :class:`Settings` from :func:`configured_values` (Django, then the environment)."""
+def load_settings(environ: Mapping[str, str] | None = None, *, url: str | None = None) -> Settings:
+    """Build :class:`Settings` from :func:`configured_values` (Django, then the environment).
+
+    ``url`` (the CLI's ``--url``) replaces ``BQREPO_URL`` before anything is
+    resolved, so it overrides a half-configured environment too.
+    """
     values = configured_values(environ)
+    if url:
+        values["BQREPO_URL"] = url
     return Settings(**{name: values[key] for name, key in _ENV_KEYS.items() if key in values})

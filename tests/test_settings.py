@@ -97,6 +97,14 @@ def test_half_configured_bigquery_refuses_naming_the_setting(env: dict[str, str]
         load_settings(env)
 
 
+def test_an_explicit_url_overrides_a_half_configured_environment() -> None:
+    """The CLI's --url wins even where the environment alone would refuse."""
+    assert load_settings({"GCP_PROJECT_ID": "plan-project"}, url="duckdb:///x.duckdb").backend == "duckdb"
+    assert load_settings({"BIGQUERY_DATASET": "a"}, url="bigquery://url-project").describe() == (
+        "BigQuery url-project.a (US)"
+    )
+
+
 def test_the_project_can_come_from_application_default_credentials(tmp_path: Path) -> None:
     """ADC names a project (here GOOGLE_CLOUD_PROJECT with user credentials): no GCP_PROJECT_ID needed."""
     credentials = tmp_path / "adc.json"

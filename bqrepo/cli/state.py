@@ -23,8 +23,7 @@ class State:
     def settings(self) -> Settings:
         """``load_settings()`` (Django, then the environment), with ``--url`` on top."""
         if self._settings is None:
-            settings = load_settings()
-            self._settings = settings.with_url(self.url) if self.url else settings
+            self._settings = load_settings(url=self.url)
         return self._settings
 
 
