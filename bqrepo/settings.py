@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -256,10 +256,6 @@ class Settings:
                 where += f" via emulator at {self.emulator_host}"
             return where
         return f"DuckDB file {self.sqlalchemy_url.database}"
-
-    def with_url(self, url: str | None) -> Settings:
-        """A copy pointing at another backend (tests and the CLI use this)."""
-        return replace(self, url=url)
 
 
 _ENV_KEYS = {
