@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -190,9 +193,19 @@ def test_backfill_stops_on_a_retryable_failure_and_resumes_exactly(
     checkpoint = tmp_path / "cp.json"
     faulty_bigquery.fail_job(reason="backendError", times=1)
     faulty_bigquery.fail_job(reason="quotaExceeded", times=1)
-    with pytest.raises(TransientError, match=r"(?s)stopped at chunk .*run the same command again"):
-        backfill(server.url, "events", settings=settings, since=since, until=until,
-                 checkpoint_file=checkpoint)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BQREPO_", "BIGQUERY_", "GCP_"))}
+    env |= {"BQREPO_URL": settings.url or "", "BIGQUERY_EMULATOR_HOST": settings.emulator_host or "",
+            "GCP_PROJECT_ID": settings.bigquery_project, "BIGQUERY_DATASET": settings.bigquery_dataset,
+            "COLUMNS": "300"}
+    stopped = subprocess.run(
+        [sys.executable, "-m", "bqrepo.cli", "backfill", "--from", server.url, "--table", "events",
+         "--since", str(since), "--until", str(until), "--checkpoint", str(checkpoint)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    output = " ".join((stopped.stdout + stopped.stderr).split())
+    assert stopped.returncode == 1 and "Traceback" not in output, output
+    assert "stopped at chunk 2024-03-01" in output and "quotaExceeded" in output, output
+    assert "run the same command again" in output, output
     assert faulty_bigquery.faults() == ["fail_job", "fail_job"]
     state = json.loads(checkpoint.read_text())
     assert not state["completed"] and len(state["in_flight"]) == 1
