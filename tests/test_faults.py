@@ -210,3 +210,12 @@ def test_probability_is_seeded(standin: LocalBigQuery) -> None:
     first = fired()
     assert first == fired()
     assert 3 < first.count(503) < 17
+
+
+def test_dedup_miss_stores_a_request_twice(faulty_bigquery: FaultProxy, table: tuple[Any, str]) -> None:
+    client, table_id = table
+    faulty_bigquery.dedup_miss(times=1)
+    assert client.insert_rows_json(table_id, [{"x": 1}, {"x": 2}], row_ids=["a", "b"]) == []
+    assert values(client, table_id) == [1, 1, 2, 2]
+    assert client.insert_rows_json(table_id, [{"x": 1}], row_ids=["a"]) == []  # ids still de-duplicate
+    assert values(client, table_id) == [1, 1, 2, 2]
