@@ -28,7 +28,7 @@ from bqrepo.engine import create_engine
 from bqrepo.errors import TransientError
 from bqrepo.rows import EventRow
 from bqrepo.settings import Settings
-from bqrepo.testing.faults import JOBS_INSERT, POST, FaultProxy, is_load_job
+from bqrepo.testing.faults import JOBS_INSERT, POST, PUT, FaultProxy, is_load_job
 from bqrepo.testing.standin import LocalBigQuery
 from bqrepo.repositories import EventRepository
 from bqrepo.writers import BigQueryLoadWriter, BigQueryStreamWriter
@@ -110,6 +110,19 @@ def test_a_lost_answer_to_jobs_insert_loads_each_row_once(
     assert [r.status for r in faulty_bigquery.recorded(POST, UPLOADS)] == [200, 409]
     assert len(set(job_ids(faulty_bigquery))) == 1
     assert job_ids(faulty_bigquery)[0].startswith("bqrepo_load_")
+    assert stored_ids(engine, rows) == {row.id: 1 for row in rows}
+
+
+def test_a_lost_answer_to_the_last_chunk_of_a_resumable_upload_loads_once(
+    engine: sa.Engine, faulty_bigquery: FaultProxy
+) -> None:
+    """Over 5 MB the client uploads in a session; the retried last chunk finds it closed."""
+    rows = [row.model_copy(update={"content": "c" * 400}) for row in events(10_000)]
+    faulty_bigquery.drop_response(PUT, UPLOADS)
+    result = BigQueryLoadWriter.for_bind(engine, job_retry=FAST).write(schema.events, rows)
+    assert (result.written, result.rejected) == (10_000, [])
+    puts = faulty_bigquery.recorded(PUT, UPLOADS)
+    assert [p.fault for p in puts][:1] == ["drop"] and len(puts) >= 2
     assert stored_ids(engine, rows) == {row.id: 1 for row in rows}
 
 

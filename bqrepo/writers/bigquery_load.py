@@ -26,7 +26,10 @@ Each job gets an explicit id, so a lost answer is not a failure: the
 client re-sends ``jobs.insert`` with the same id, BigQuery answers 409
 Already Exists because the first attempt did create the job, and the
 writer then looks the job up and waits for it instead of raising (and
-instead of the caller re-sending rows that are already stored). Chunks
+instead of the caller re-sending rows that are already stored). Chunks over
+5 MB go through a resumable upload; when the answer to its last chunk is
+lost, the client's retry finds the session closed (404), and the writer
+likewise looks its job up. Chunks
 loaded before a :class:`~bqrepo.errors.TransientError` stay loaded: sending
 the whole batch again duplicates them in the raw table, which reads
 de-duplicate on id (the back-fill instead re-writes only the missing ids).
@@ -45,7 +48,7 @@ from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from google.api_core.exceptions import Conflict, GoogleAPICallError, RetryError
+from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound, RetryError
 from google.api_core.retry import Retry
 from google.cloud import bigquery
 
@@ -226,11 +229,16 @@ class BigQueryLoadWriter:
             job = client.load_table_from_file(
                 io.BytesIO(data), table_id, size=len(data), job_config=config, job_id=job_id
             )
-        except Conflict:
-            # Our own, fresh job id already exists: an earlier attempt of this very
-            # request created the job and its answer was lost. Wait for that job.
-            log.info("load job %s: answer to jobs.insert lost; waiting for the job", job_id)
-            job = client.get_job(job_id, project=self.target.project)
+        except (Conflict, NotFound) as exc:
+            # The job id is fresh, so a 409 means an earlier attempt of this very
+            # request created the job and its answer was lost. A resumable upload
+            # whose last answer was lost is retried into a closed session (404 on
+            # the stand-in). Either way: if the job exists, wait for it.
+            try:
+                job = client.get_job(job_id, project=self.target.project)
+            except NotFound:
+                raise exc from None
+            log.info("load job %s: answer to its upload lost; waiting for the job", job_id)
         try:
             job.result(timeout=self.timeout)
         except GoogleAPICallError:
