@@ -126,6 +126,30 @@ def test_a_lost_answer_to_the_last_chunk_of_a_resumable_upload_loads_once(
     assert stored_ids(engine, rows) == {row.id: 1 for row in rows}
 
 
+def test_cli_ingest_by_load_jobs_with_lost_answers_stores_each_row_once(
+    engine: sa.Engine, migrated: Settings, faulty_bigquery: FaultProxy, tmp_path: Path
+) -> None:
+    """``bqrepo ingest --method load``: a lost answer on every other batch, each row once."""
+    rows = events(3_000)
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(
+        json.dumps({"title": r.title, "source_url": r.source_url, "mentioned_at": r.mentioned_at.isoformat()}) + "\n"
+        for r in rows
+    ))
+    faulty_bigquery.drop_response(POST, JOBS_INSERT, when=is_load_job, times=None, probability=0.5)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BQREPO_", "BIGQUERY_", "GCP_"))}
+    env |= {"BQREPO_URL": migrated.url or "", "BIGQUERY_EMULATOR_HOST": faulty_bigquery.host,
+            "GCP_PROJECT_ID": migrated.bigquery_project}
+    done = subprocess.run(
+        [sys.executable, "-m", "bqrepo.cli", "ingest", "events", str(source), "--method", "load",
+         "--batch-size", "500"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "drop" in faulty_bigquery.faults()
+    assert stored_ids(engine, rows) == {row.id: 1 for row in rows}
+
+
 @pytest.mark.parametrize("reason", ["backendError", "internalError", "rateLimitExceeded"])
 def test_a_transiently_failed_job_is_run_again_under_a_new_id(
     engine: sa.Engine, faulty_bigquery: FaultProxy, reason: str

@@ -191,11 +191,6 @@ def run_backfill(
             result = writer.write(table, rows) if rows else None
         except TransientError as exc:
             raise TransientError(_stopped(table.name, chunk, str(exc))) from exc
-        if result is not None and any(r.retryable for r in result.rejected):
-            unstored = [r for r in result.rejected if r.retryable]
-            raise TransientError(
-                _stopped(table.name, chunk, f"{len(unstored)} rows not stored: {unstored[0].reason}")
-            )
         chunk_written = result.written if result else 0
         if result is not None and result.rejected:
             rejections.extend(
