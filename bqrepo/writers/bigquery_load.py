@@ -96,6 +96,7 @@ class _JobFailedTransiently(Exception):
 
 
 def _retry_job(exc: BaseException) -> bool:
+    """Run the job again for BigQuery's transient failures, not for a used-up quota."""
     return isinstance(exc, _JobFailedTransiently) and exc.reason != QUOTA_EXCEEDED
 
 
@@ -125,7 +126,12 @@ def partition_key(value: dt.date | dt.datetime | None, granularity: str) -> Hash
 
 
 class BigQueryLoadWriter:
-    """Appends rows with NDJSON load jobs, chunked by partitions and bytes."""
+    """Appends rows with NDJSON load jobs, chunked by partitions and bytes.
+
+    ``job_retry`` sets how long and how often a transiently failed job is run
+    again (tests pass a short one); which failures are retried is fixed (see
+    the module docstring), whatever predicate it carries.
+    """
 
     def __init__(
         self,
