@@ -51,12 +51,21 @@ def location_check(settings: Settings) -> Callable[[Any, Any], None]:
     """A ``connect`` listener for a BigQuery engine: :func:`check_dataset_location`
     on new connections until it passes once, then nothing (one ``datasets.get``
     per engine). Until it passes, every connection attempt raises the error.
+    An account that may not read the dataset's metadata (403) is not checked.
     """
     passed = threading.Event()
 
     def check(dbapi_connection: Any, _record: Any) -> None:
-        if not passed.is_set():
+        from google.api_core.exceptions import Forbidden
+
+        if passed.is_set():
+            return
+        try:
             check_dataset_location(dbapi_connection._client, settings)
-            passed.set()
+        except Forbidden:
+            # Access granted on tables only, not on the dataset: nothing to check
+            # with, and no reason to refuse queries the account may run.
+            pass
+        passed.set()
 
     return check

@@ -110,3 +110,17 @@ def test_the_location_check_costs_one_lookup_per_engine(
     finally:
         engine.dispose()
     assert len(faulty_bigquery.recorded(GET, DATASET_GET)) == 1
+
+
+def test_an_account_that_cannot_read_the_dataset_still_connects(
+    standin: LocalBigQuery, faulty_bigquery: FaultProxy, faulty_settings: Settings
+) -> None:
+    make_dataset(standin, faulty_settings)
+    faulty_bigquery.fail(GET, DATASET_GET, status=403, reason="accessDenied", times=None)
+    engine = create_engine(faulty_settings)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(sa.select(sa.literal(1))).scalar_one() == 1
+    finally:
+        engine.dispose()
+    assert [r.fault for r in faulty_bigquery.recorded(GET, DATASET_GET)] == ["fail"]
