@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bqrepo.backfill.chunks import Chunk, covered, merge
+from bqrepo.redact import redact_text
 from bqrepo.settings import ConfigurationError
 
 __all__ = ["Checkpoint"]
@@ -72,11 +73,23 @@ class Checkpoint:
     in_flight: list[Chunk] = field(default_factory=list)
 
     @classmethod
-    def open(cls, path: str | Path, *, table: str, source: str, destination: str, timestamp: bool) -> Checkpoint:
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        table: str,
+        source: str,
+        destination: str,
+        timestamp: bool,
+        former_sources: tuple[str, ...] = (),
+    ) -> Checkpoint:
         """Load ``path`` or start a new checkpoint; refuse one made for another back-fill.
 
         ``timestamp``: whether chunk bounds are UTC midnights (TIMESTAMP
         partitions) or dates, as :meth:`Chunk.from_key` expects.
+        ``former_sources``: how older bqrepo versions named the same source;
+        such a file is accepted and rewritten with ``source`` on the next save
+        (older versions could store a query-string password there).
         """
         path = Path(path)
         if not path.exists():
@@ -92,11 +105,15 @@ class Checkpoint:
                 f"checkpoint {path} has format version {data.get('version')!r}; this bqrepo reads versions "
                 f"{', '.join(map(str, _READABLE))}: use the bqrepo that wrote it"
             )
+        if data.get("source") in former_sources:
+            data["source"] = source
         for key, expected in (("table", table), ("source", source), ("destination", destination)):
             if data.get(key) != expected:
                 raise ConfigurationError(
-                    f"checkpoint {path} belongs to another back-fill ({key}: {data.get(key)!r}, "
-                    f"now {expected!r}); pass another --checkpoint or delete it"
+                    redact_text(
+                        f"checkpoint {path} belongs to another back-fill ({key}: {data.get(key)!r}, "
+                        f"now {expected!r}); pass another --checkpoint or delete it"
+                    )
                 )
         try:
             completed_keys, in_flight_keys = _keys(data)
