@@ -123,8 +123,8 @@ def friendly(command: F) -> F:
         except Exception:
             if DEBUG["enabled"]:
                 raise
-            err_console.print(redact_text(traceback.format_exc()), highlight=False, markup=False, end="")
-            err_console.print(f"[bold red]bug:[/] {BUG_REPORT}", highlight=False)
+            err_console.print(redact_text(traceback.format_exc()), highlight=False, markup=False, end="", soft_wrap=True)
+            err_console.print(f"[bold red]bug:[/] {BUG_REPORT}", highlight=False, soft_wrap=True)
             raise typer.Exit(70) from None  # EX_SOFTWARE
 
     return wrapper  # type: ignore[return-value]
