@@ -6,8 +6,8 @@ also travel in the query string (``?password=``, a form libpq and psycopg
 accept), in a key-value DSN (``host=db password=...``), or in an authority
 whose unencoded ``@`` makes every parser (SQLAlchemy's and libpq's) take the
 password's tail for the host. The rules here are deliberately conservative:
-everything before the *last* ``@`` of a URL is treated as user information,
-and only the user name survives.
+everything before the *last* ``@`` ahead of a URL's query string is treated
+as user information, and only the user name survives.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["SECRET", "display_host", "normalize_authority", "redact_text", "redact_url"]
+__all__ = ["SECRET", "display_host", "normalize_url", "redact_text", "redact_url"]
 
 SECRET = "***"
 
@@ -30,11 +30,18 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*")
 
 
 def _split(url: str) -> tuple[str, str | None, str]:
-    """``(scheme://, userinfo or None, rest)``, userinfo being everything before the last ``@``."""
+    """``(scheme://, userinfo or None, rest)``.
+
+    The user information is everything before the last ``@`` ahead of the
+    query string: a password may hold ``@`` or ``/`` unencoded, a query
+    value (``?password=a@b``) may hold ``@`` too. (A password with an
+    unencoded ``?`` or ``#`` is not a URL any parser can read.)
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return "", None, url
-    at = rest.rfind("@")
+    query = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    at = rest.rfind("@", 0, query)
     if at < 0:
         return scheme + sep, None, rest
     return scheme + sep, rest[:at], rest[at + 1 :]
@@ -59,20 +66,30 @@ def redact_url(url: str) -> str:
 
 def redact_text(text: str) -> str:
     """Any message with the credentials of every URL and DSN fragment in it replaced by ``***``."""
-    text = _URL.sub(lambda match: redact_url(match.group(0)), text)
-    return _DSN_SECRET.sub(rf"\g<1>{SECRET}", text)
+    pieces: list[str] = []
+    done = 0
+    for match in _URL.finditer(text):
+        pieces += [_DSN_SECRET.sub(rf"\g<1>{SECRET}", text[done : match.start()]), redact_url(match.group(0))]
+        done = match.end()
+    pieces.append(_DSN_SECRET.sub(rf"\g<1>{SECRET}", text[done:]))
+    return "".join(pieces)
 
 
-def normalize_authority(url: str) -> str:
-    """``url`` with any ``@`` inside the user information percent-encoded.
+def normalize_url(url: str) -> str:
+    """``url`` with every ``@`` of its user information and query string percent-encoded.
 
-    ``postgresql://me:p@ss@db/app`` means password ``p@ss`` on host ``db``;
-    SQLAlchemy and libpq would read host ``ss@db`` instead, and connect to
-    (and print) a host made of the password's tail.
+    ``postgresql://me:p@ss@db/app`` means password ``p@ss`` on host ``db``,
+    and ``?password=a@b`` means password ``a@b``; SQLAlchemy (and libpq, for
+    the first) would read a host made of the password's tail instead, and
+    connect to it and print it.
     """
     prefix, userinfo, rest = _split(url)
-    if userinfo is None or "@" not in userinfo:
+    if not prefix:
         return url
+    query = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    rest = rest[:query] + rest[query:].replace("@", "%40")
+    if userinfo is None:
+        return prefix + rest
     return f"{prefix}{userinfo.replace('@', '%40')}@{rest}"
 
 

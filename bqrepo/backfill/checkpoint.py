@@ -105,7 +105,8 @@ class Checkpoint:
                 f"checkpoint {path} has format version {data.get('version')!r}; this bqrepo reads versions "
                 f"{', '.join(map(str, _READABLE))}: use the bqrepo that wrote it"
             )
-        if data.get("source") in former_sources:
+        rewrite = data.get("source") in former_sources
+        if rewrite:
             data["source"] = source
         for key, expected in (("table", table), ("source", source), ("destination", destination)):
             if data.get(key) != expected:
@@ -121,7 +122,10 @@ class Checkpoint:
             in_flight = [Chunk.from_key(k, timestamp=timestamp) for k in in_flight_keys]
         except (AttributeError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"checkpoint {path} is damaged ({exc}); delete it to start over") from None
-        return cls(path, table, source, destination, completed=completed, in_flight=in_flight)
+        checkpoint = cls(path, table, source, destination, completed=completed, in_flight=in_flight)
+        if rewrite:  # at once: the former key may hold a query-string password
+            checkpoint.save()
+        return checkpoint
 
     def save(self) -> None:
         """Write the file atomically and durably: a crash leaves the old or the new state."""

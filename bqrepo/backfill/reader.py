@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from bqrepo.backfill.chunks import Chunk
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.errors import BackendError, ConfigurationError
-from bqrepo.redact import normalize_authority, redact_text, redact_url
+from bqrepo.redact import normalize_url, redact_text, redact_url
 
 __all__ = ["SourceError", "SourceReader", "legacy_source_key", "mask_url", "source_engine", "source_key"]
 
@@ -40,7 +40,7 @@ class SourceError(BackendError):
 
 def _parse(url: str) -> URL:
     try:
-        parsed = make_url(normalize_authority(url))
+        parsed = make_url(normalize_url(url))
     except Exception:  # sqlalchemy raises ArgumentError; the text may hold a password
         raise ConfigurationError("--from is not a valid database URL (postgresql://USER:PASSWORD@HOST/DB)") from None
     driver = parsed.drivername
