@@ -92,6 +92,11 @@ def _coerce(value: Any, column: sa.Column[Any]) -> Any:
     return value
 
 
+def _day(value: dt.date) -> dt.date:
+    """The UTC day of a TIMESTAMP bound, or a DATE bound as it is."""
+    return value.astimezone(dt.UTC).date() if isinstance(value, dt.datetime) else value
+
+
 class SourceReader:
     """Chunked reads of one old table, as records keyed by target column."""
 
@@ -131,8 +136,7 @@ class SourceReader:
         (low, high), = self._execute(self.bounds_statement, {})
         if low is None:
             return None
-        as_day = lambda v: v.astimezone(dt.UTC).date() if isinstance(v, dt.datetime) else v  # noqa: E731
-        return as_day(low), as_day(high)
+        return _day(low), _day(high)
 
     def count(self, start: Any, end: Any) -> int:
         """Rows in ``[start, end)``: the progress bar's total."""

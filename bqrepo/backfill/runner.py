@@ -128,7 +128,7 @@ def run_backfill(
     if until <= since:
         if given_until is None:  # never name an --until the user did not give
             raise InvalidArgumentError(
-                "since", f"{since} is after the newest row of {mapping.source_name} ({bounds[1]}): nothing to copy"
+                "since", f"{since} is after the newest row of {mapping.source_name} ({until}): nothing to copy"
             )
         raise InvalidArgumentError("until", f"{until} must be after since ({since})")
     chunk_list = list(chunks(since, until, mapping.chunk, timestamp=mapping.timestamp))

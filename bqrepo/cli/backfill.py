@@ -33,7 +33,7 @@ __all__ = ["register"]
 class _RowsPerSecond(TransferSpeedColumn):
     """rows/s instead of bytes/s."""
 
-    def render(self, task) -> Text:  # type: ignore[no-untyped-def,override]
+    def render(self, task) -> Text:  # type: ignore[no-untyped-def]
         speed = task.finished_speed or task.speed
         return Text("?" if speed is None else f"{speed:,.0f} rows/s", style="progress.data.speed")
 

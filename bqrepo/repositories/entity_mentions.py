@@ -58,6 +58,7 @@ def _build_trending(metric: Metric) -> sa.Select[Any]:
         / sa.bindparam("half_life_seconds", type_=sa.Double())
     )
     source: sa.FromClause = mentions
+    score: sa.ColumnElement[Any]
     if metric == "mentions":
         score = sa.func.sum(weight)
     else:

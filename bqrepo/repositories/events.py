@@ -218,18 +218,15 @@ class EventRepository:
         carry no data worth a query.
         """
         spec = _bucket_spec(bucket)
-        params = {
-            "start": aware("start", start),
-            "end": aware("end", end),
-            "event_type": optional_text("event_type", event_type),
-        }
+        start, end = aware("start", start), aware("end", end)
+        params = {"start": start, "end": end, "event_type": optional_text("event_type", event_type)}
         if not isinstance(fill_gaps, bool):
             raise InvalidArgumentError("fill_gaps", f"must be a bool, got {type(fill_gaps).__name__}")
-        if params["start"] >= params["end"]:
+        if start >= end:
             return []
-        first = _first_bucket(spec, params["start"])
+        first = _first_bucket(spec, start)
         if fill_gaps:
-            expected = _bucket_starts(spec, first, params["end"])
+            expected = _bucket_starts(spec, first, end)
         with self.engine.connect() as connection:
             rows = connection.execute(risk_trends_statement(spec), params).all()
         found = [
