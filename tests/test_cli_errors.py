@@ -140,12 +140,10 @@ def test_series_help_states_the_real_default() -> None:
 
 def test_a_non_utf8_byte_on_the_real_command_line(databases: Callable[[str], Settings]) -> None:
     env = {**os.environ, **_env(databases("duckdb"))}
-    for option in ("--event-type", "--source"):
-        done = subprocess.run([BQREPO.encode(), b"recent", option.encode(), b"\xff"], env=env,
-                              capture_output=True, timeout=120)
-        stderr = done.stderr.decode("utf-8", "replace")
-        assert done.returncode == 1 and "Traceback" not in stderr, stderr
-        assert stderr.count("error:") == 1 and "lone surrogate" in stderr, stderr
+    done = subprocess.run([BQREPO.encode(), b"recent", b"--event-type", b"\xff"], env=env, capture_output=True, timeout=120)
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 1 and "Traceback" not in stderr, stderr
+    assert stderr.count("error:") == 1 and "lone surrogate" in stderr, stderr
 
 
 def test_migrate_sql_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
