@@ -12,6 +12,7 @@ import typer
 from bqrepo.cli.errors import UserError, friendly
 from bqrepo.cli.render import console, print_json, sparkline, table_of
 from bqrepo.cli.state import parse_day, parse_when, state_of
+from bqrepo.errors import InvalidArgumentError
 
 __all__ = ["register"]
 
@@ -23,12 +24,35 @@ MAX_DAYS = dt.timedelta.max.days
 """The longest span a ``timedelta`` holds (999,999,999 days)."""
 
 
+# The library's argument names, as the options and arguments a user typed.
+_OPTIONS = {
+    "start": "--since",
+    "since": "--since",
+    "end": "--until",
+    "event_type": "--event-type",
+    "source_name": "--source",
+    "bucket": "--bucket",
+    "fill_gaps": "--fill-gaps",
+    "as_of": "--as-of",
+    "half_life": "--half-life",
+    "limit": "--limit",
+    "metric": "--metric",
+    "series_id": "SERIES_IDS",
+}
+
+
 def _with_engine(ctx: typer.Context, use: Callable[[Any], T]) -> T:
+    """Run ``use`` on an engine; a refused argument is reported under the option the user typed."""
     from bqrepo.engine import create_engine
 
     engine = create_engine(state_of(ctx).settings())
     try:
         return use(engine)
+    except InvalidArgumentError as exc:
+        option = _OPTIONS.get(exc.argument.split("[")[0])
+        if option is None:
+            raise
+        raise UserError(f"{option}: {str(exc).removeprefix(f'{exc.argument}: ')}") from None
     finally:
         engine.dispose()
 
