@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from bqrepo.bigquery_checks import location_check
+from bqrepo.redact import display_host
 from bqrepo.settings import ConfigurationError, Settings, load_settings
 
 __all__ = ["bigquery_client", "check_emulator_reachable", "client_of", "create_engine"]
@@ -86,8 +87,9 @@ def check_emulator_reachable(settings: Settings) -> None:
     try:
         socket.create_connection(address, timeout=5).close()
     except OSError as exc:
+        # display_host: the variable may carry user:password@, which is never echoed.
         raise ConfigurationError(
-            f"cannot reach the BigQuery stand-in at BIGQUERY_EMULATOR_HOST={host} "
+            f"cannot reach the BigQuery stand-in at BIGQUERY_EMULATOR_HOST={display_host(host)} "
             f"({exc.strerror or exc}); start it or unset the variable"
         ) from None
 

@@ -33,7 +33,7 @@ from bqrepo.backfill.chunks import Chunk, chunks, covered, merge, next_boundary
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.backfill.reader import SourceReader
 from bqrepo.backfill.verify import VerificationReport, verify
-from bqrepo.errors import TransientError
+from bqrepo.errors import InvalidArgumentError, TransientError
 from bqrepo.rows import ROW_TYPES, Row, validate_rows
 
 __all__ = ["BackfillResult", "Progress", "run_backfill"]
@@ -134,6 +134,7 @@ def run_backfill(
     table = mapping.target
     row_type = ROW_TYPES[table.name]
     notes: list[str] = []
+    given_until = until
     if since is None or until is None:
         bounds = reader.bounds()
         if bounds is None:
@@ -142,7 +143,11 @@ def run_backfill(
         since = since or bounds[0]
         until = until or next_boundary(bounds[1], "day")
     if until <= since:
-        raise ValueError(f"--until ({until}) must be after --since ({since})")
+        if given_until is None:  # never name an --until the user did not give
+            raise InvalidArgumentError(
+                "since", f"{since} is after the newest row of {mapping.source_name} ({until}): nothing to copy"
+            )
+        raise InvalidArgumentError("until", f"{until} must be after since ({since})")
     chunk_list = list(chunks(since, until, mapping.chunk, timestamp=mapping.timestamp))
     completed = merge(checkpoint.completed)
     todo = [chunk for chunk in chunk_list if not covered(chunk, completed)]
