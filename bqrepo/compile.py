@@ -88,7 +88,7 @@ def compile_bigquery(statement: ClauseElement, /, **params: Any) -> CompiledQuer
         raise ValueError("statement uses positional parameters; bqrepo statements use named ones")
     placeholders: dict[str, str] = {}
     for name in values:
-        if not _NAME_RE.match(name):
+        if not _NAME_RE.fullmatch(name):
             raise ValueError(f"parameter name {name!r} is not a plain identifier")
         placeholders[name] = f"@{name}"
     sql = operation % placeholders

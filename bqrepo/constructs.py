@@ -94,7 +94,7 @@ class BucketSpec:
             return cls(seconds=bucket.days * 86400 + bucket.seconds)
         if not isinstance(bucket, str):
             raise TypeError(f"bucket must be a str, timedelta or BucketSpec, got {type(bucket).__name__}")
-        match = _SPEC_RE.match(bucket)
+        match = _SPEC_RE.fullmatch(bucket)
         if match is None:
             raise ValueError(f"bucket {bucket!r} is not understood: use e.g. 'DAY', '6 hours', 'WEEK', 'MONTH'")
         count = int(match.group(1) or 1)

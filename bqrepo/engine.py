@@ -38,7 +38,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
+from bqrepo.bigquery_checks import location_check
 from bqrepo.errors import BqrepoError, NotMigratedError, TransientError, is_transient
+from bqrepo.redact import display_host
 from bqrepo.settings import ConfigurationError, Settings, load_settings
 
 __all__ = [
@@ -183,8 +185,9 @@ def check_emulator_reachable(settings: Settings) -> None:
     try:
         socket.create_connection(address, timeout=5).close()
     except OSError as exc:
+        # display_host: the variable may carry user:password@, which is never echoed.
         raise ConfigurationError(
-            f"cannot reach the BigQuery stand-in at BIGQUERY_EMULATOR_HOST={host} "
+            f"cannot reach the BigQuery stand-in at BIGQUERY_EMULATOR_HOST={display_host(host)} "
             f"({exc.strerror or exc}); start it or unset the variable"
         ) from None
 
@@ -307,6 +310,7 @@ def create_engine(settings: Settings | None = None, **kwargs: Any) -> Engine:
         _clients[engine] = client
         if settings.emulator_host:
             event.listen(engine, "connect", lambda *_: check_emulator_reachable(settings), once=True)
+        event.listen(engine, "connect", location_check(settings, client))
     else:
         event.listen(engine, "connect", _duckdb_utc)
         event.listen(engine, "do_connect", _duckdb_connect_waiting(str(url.database), lock_wait))

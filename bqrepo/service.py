@@ -26,6 +26,7 @@ from bqrepo.repositories import (
     RiskBucket,
     TrendingEntity,
 )
+from bqrepo.repositories._common import aware, earlier
 from bqrepo.rows import EntityMentionRow, EventRow, Row, validate_rows
 from bqrepo.schema import entity_mentions, events
 from bqrepo.settings import Settings, load_settings
@@ -129,9 +130,9 @@ class TimeSeriesService:
         source_name: str | None = None,
         limit: int = 100,
     ) -> Sequence[RecentEvent]:
-        """Newest events in ``[start, end)``; defaults to the last 7 days."""
-        end = end or datetime.now(UTC)
-        start = start or end - timedelta(days=7)
+        """Newest events in ``[start, end)``; defaults to the last 7 days (clipped at 0001-01-01)."""
+        end = datetime.now(UTC) if end is None else aware("end", end)
+        start = earlier(end, timedelta(days=7)) if start is None else start
         return self.events.recent(start, end, event_type=event_type, source_name=source_name, limit=limit)
 
     def get_entity_trending(self, metric: str = "mentions", limit: int = 20) -> Sequence[TrendingEntity]:

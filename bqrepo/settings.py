@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import URL, make_url
 
 from bqrepo.errors import ConfigurationError
+from bqrepo.redact import display_host, redact_url
 
 __all__ = [
     "DEFAULT_DUCKDB_FILE",
@@ -43,18 +44,19 @@ DEFAULT_DUCKDB_FILE = "bqrepo.duckdb"
 # https://cloud.google.com/resource-manager/docs/creating-managing-projects:
 # 6-30 chars, lowercase letters, digits, hyphens; starts with a letter, does
 # not end with a hyphen. Domain-scoped projects ("example.com:proj") also exist.
-_PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+# Every pattern is used with fullmatch: "$" alone would accept a trailing newline.
+_PROJECT_RE = re.compile(r"(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
 # https://cloud.google.com/bigquery/docs/datasets#dataset-naming:
 # letters, digits and underscores, at most 1,024 characters.
-_DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
-_LOCATION_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_DATASET_RE = re.compile(r"[A-Za-z0-9_]{1,1024}")
+_LOCATION_RE = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 Backend = Literal["duckdb", "bigquery"]
 
 
 def validate_project_id(value: str, *, setting: str = "GCP_PROJECT_ID") -> str:
     """Return ``value`` if it is a valid Google Cloud project id, else raise."""
-    if not _PROJECT_RE.match(value or ""):
+    if not _PROJECT_RE.fullmatch(value or ""):
         raise ConfigurationError(
             f"{setting}={value!r} is not a valid Google Cloud project id: use 6-30 "
             "lowercase letters, digits or hyphens, starting with a letter"
@@ -64,7 +66,7 @@ def validate_project_id(value: str, *, setting: str = "GCP_PROJECT_ID") -> str:
 
 def validate_dataset_id(value: str, *, setting: str = "BIGQUERY_DATASET") -> str:
     """Return ``value`` if it is a valid BigQuery dataset id, else raise."""
-    if not _DATASET_RE.match(value or ""):
+    if not _DATASET_RE.fullmatch(value or ""):
         raise ConfigurationError(
             f"{setting}={value!r} is not a valid BigQuery dataset id: use letters, "
             "digits and underscores only (at most 1,024)"
@@ -74,7 +76,7 @@ def validate_dataset_id(value: str, *, setting: str = "BIGQUERY_DATASET") -> str
 
 def validate_location(value: str) -> str:
     """Return ``value`` if it can be a BigQuery location (US, EU, europe-west1), else raise."""
-    if not _LOCATION_RE.match(value or ""):
+    if not _LOCATION_RE.fullmatch(value or ""):
         raise ConfigurationError(
             f"BIGQUERY_LOCATION={value!r} is not a BigQuery location such as US, EU "
             "or europe-west1"
@@ -121,7 +123,7 @@ def validate_emulator_host(value: str) -> str:
         port = None
     if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
         raise ConfigurationError(
-            f"BIGQUERY_EMULATOR_HOST={value!r} is not host:port such as 127.0.0.1:9050"
+            f"BIGQUERY_EMULATOR_HOST={display_host(value)!r} is not host:port such as 127.0.0.1:9050"
         )
     return value
 
@@ -174,7 +176,7 @@ class Settings:
         if not dataset:
             if parsed is not None:
                 raise ConfigurationError(
-                    f"BQREPO_URL (or --url) {self.url}: the URL names no dataset; use "
+                    f"BQREPO_URL (or --url) {redact_url(self.url or '')}: the URL names no dataset; use "
                     "bigquery://PROJECT/DATASET or set BIGQUERY_DATASET"
                 )
             raise ConfigurationError(
@@ -253,7 +255,7 @@ class Settings:
         if self._target is not None:
             where = f"BigQuery {self._target[0]}.{self._target[1]} ({self.location})"
             if self.emulator_host:
-                where += f" via emulator at {self.emulator_host}"
+                where += f" via emulator at {display_host(self.emulator_host)}"
             return where
         return f"DuckDB file {self.sqlalchemy_url.database}"
 

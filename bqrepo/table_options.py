@@ -175,12 +175,12 @@ def check_labels(table_name: str, labels: Mapping[str, str]) -> None:
     if len(labels) > _MAX_LABELS:
         raise SchemaError(f"table {table_name!r}: {len(labels)} labels; BigQuery allows {_MAX_LABELS}")
     for key, value in labels.items():
-        if not isinstance(key, str) or not _LABEL_KEY_RE.match(key):
+        if not isinstance(key, str) or not _LABEL_KEY_RE.fullmatch(key):
             raise SchemaError(
                 f"table {table_name!r}: label key {key!r} must start with a lowercase letter "
                 "and hold at most 63 lowercase letters, digits, '_' or '-'"
             )
-        if not isinstance(value, str) or not _LABEL_VALUE_RE.match(value):
+        if not isinstance(value, str) or not _LABEL_VALUE_RE.fullmatch(value):
             raise SchemaError(
                 f"table {table_name!r}: label {key!r} value {value!r} must hold at most 63 "
                 "lowercase letters, digits, '_' or '-'"

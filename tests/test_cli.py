@@ -177,12 +177,12 @@ def test_query_commands_match_the_repositories(demo_settings):
         (["recent", "--since", "2024-03-02", "--until", "2024-03-01"], ["must be before"]),
         (["trending", "--metric", "clicks"], ["--metric must be"]),
         (["risk-trends", "--bucket", "fortnight"], ["fortnight"]),
-        (["series", "--since", "2024-13-01"], ["not a date"]),
+        (["series", "--since", "2024-13-01"], ["not a valid date", "month must be in 1..12"]),
         (["ingest", "no_such_table", "x.jsonl"], ["no table 'no_such_table'"]),
         (["ingest", "events", "does-not-exist.jsonl"], ["no such file"]),
         (["migrate", "nosuch"], ["nosuch"]),
         (["backfill", "--from", "mysql://u:pw@h/db", "--table", "events"], ["reads PostgreSQL"]),
-        (["backfill", "--from", "postgresql://u:pw@h/db", "--table", "events", "--since", "2024-02-30"], ["not a date"]),
+        (["backfill", "--from", "postgresql://u:pw@h/db", "--table", "events", "--since", "2024-02-30"], ["not a valid date", "day is out of range for month"]),
     ],
 )
 def test_user_mistakes_are_one_clear_line(demo_settings, args, fragments):

@@ -38,7 +38,7 @@ NDJSON = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.NEWLINE_DELI
 def client_for(proxy: FaultProxy, project: str, location: str = "US") -> Any:
     return bigquery.Client(
         project=project,
-        credentials=AnonymousCredentials(),
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
         client_options=ClientOptions(api_endpoint=proxy.endpoint),
         location=location,
     )
@@ -200,13 +200,22 @@ def test_requests_are_recorded_with_their_bodies(
 
 
 def test_probability_is_seeded(standin: LocalBigQuery) -> None:
-    def fired() -> list[str | None]:
+    def fired() -> list[int]:
         with FaultProxy(standin.endpoint, seed=3) as proxy:
             proxy.fail(GET, "datasets$", status=503, times=None, probability=0.5)
             session = requests.Session()
             url = f"{proxy.endpoint}/bigquery/v2/projects/{standin.project}/datasets"
-            return [session.get(url).status_code for _ in range(20)]  # type: ignore[misc]
+            return [session.get(url).status_code for _ in range(20)]
 
     first = fired()
     assert first == fired()
     assert 3 < first.count(503) < 17
+
+
+def test_dedup_miss_stores_a_request_twice(faulty_bigquery: FaultProxy, table: tuple[Any, str]) -> None:
+    client, table_id = table
+    faulty_bigquery.dedup_miss(times=1)
+    assert client.insert_rows_json(table_id, [{"x": 1}, {"x": 2}], row_ids=["a", "b"]) == []
+    assert values(client, table_id) == [1, 1, 2, 2]
+    assert client.insert_rows_json(table_id, [{"x": 1}], row_ids=["a"]) == []  # ids still de-duplicate
+    assert values(client, table_id) == [1, 1, 2, 2]

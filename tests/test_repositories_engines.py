@@ -388,28 +388,30 @@ def test_ingesting_again_changes_no_result(
 
 
 def test_bad_arguments_fail_clearly(loaded: Callable[[str], Repos]) -> None:
+    from bqrepo.errors import InvalidArgumentError
+
     repos = loaded("duckdb")
-    with pytest.raises(ValueError, match="start=.*naive"):
+    with pytest.raises(InvalidArgumentError, match="start: .*naive"):
         repos.events.recent(datetime(2024, 3, 1), END)
-    with pytest.raises(ValueError, match="limit must be a positive int"):
+    with pytest.raises(InvalidArgumentError, match="limit: must be an int from 1"):
         repos.events.recent(START, END, limit=0)
-    with pytest.raises(TypeError, match="event_type must be a str"):
+    with pytest.raises(InvalidArgumentError, match="event_type: must be a str"):
         repos.events.recent(START, END, event_type=3)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="metric must be 'mentions' or 'risk'"):
+    with pytest.raises(InvalidArgumentError, match="metric: must be 'mentions' or 'risk'"):
         repos.mentions.trending(metric="popularity")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="half_life must be a positive timedelta"):
+    with pytest.raises(InvalidArgumentError, match="half_life: must be a positive timedelta"):
         repos.mentions.trending(half_life=timedelta(0))
-    with pytest.raises(ValueError, match="cutoff must be a positive timedelta"):
+    with pytest.raises(InvalidArgumentError, match="cutoff: must be a positive timedelta"):
         repos.mentions.trending(cutoff=timedelta(days=-1))
-    with pytest.raises(TypeError, match="series_ids must be a list of str"):
+    with pytest.raises(InvalidArgumentError, match="series_ids: must be a list of str"):
         repos.fred.latest("GDP")
-    with pytest.raises(TypeError, match=r"commodity_codes\[1\] must be a str"):
+    with pytest.raises(InvalidArgumentError, match=r"commodity_codes\[1\]: must be a str"):
         repos.comtrade.totals(date(2022, 1, 1), date(2023, 1, 1), commodity_codes=["27", 27])  # type: ignore[list-item]
-    with pytest.raises(TypeError, match="start must be a datetime.date"):
+    with pytest.raises(InvalidArgumentError, match="start: must be a datetime.date"):
         repos.fred.series("GDP", datetime(2022, 1, 1, tzinfo=UTC), date(2023, 1, 1))  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="more than 100,000 buckets"):
+    with pytest.raises(InvalidArgumentError, match="fill_gaps: would return more than 100,000 buckets"):
         repos.events.risk_trends(START, END, bucket="1 second", fill_gaps=True)
-    with pytest.raises(ValueError, match="unknown unit"):
+    with pytest.raises(InvalidArgumentError, match="bucket: .*unknown unit"):
         repos.events.risk_trends(START, END, bucket="fortnight")
 
 

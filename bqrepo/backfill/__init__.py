@@ -18,7 +18,14 @@ from pathlib import Path
 from bqrepo.backfill.checkpoint import Checkpoint
 from bqrepo.backfill.chunks import Chunk
 from bqrepo.backfill.mapping import TableMapping, load_mapping
-from bqrepo.backfill.reader import SourceError, SourceReader, mask_url, source_engine
+from bqrepo.backfill.reader import (
+    SourceError,
+    SourceReader,
+    legacy_source_key,
+    mask_url,
+    source_engine,
+    source_key,
+)
 from bqrepo.backfill.runner import BackfillResult, Progress, run_backfill
 from bqrepo.backfill.verify import DayCheck, VerificationReport
 from bqrepo.settings import ConfigurationError, Settings, load_settings
@@ -78,9 +85,10 @@ def backfill(
     checkpoint = Checkpoint.open(
         checkpoint_path,
         table=table,
-        source=f"{mask_url(source_url)} {mapping.source_name}",
+        source=f"{source_key(source_url)} {mapping.source_name}",
         destination=settings.describe(),
         timestamp=mapping.timestamp,
+        former_sources=(f"{legacy_source_key(source_url)} {mapping.source_name}",),
     )
     source = source_engine(source_url)
     destination = create_engine(settings)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bqrepo.backfill.chunks import Chunk, covered, merge
+from bqrepo.redact import redact_text
 from bqrepo.settings import ConfigurationError
 
 __all__ = ["Checkpoint"]
@@ -72,11 +73,23 @@ class Checkpoint:
     in_flight: list[Chunk] = field(default_factory=list)
 
     @classmethod
-    def open(cls, path: str | Path, *, table: str, source: str, destination: str, timestamp: bool) -> Checkpoint:
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        table: str,
+        source: str,
+        destination: str,
+        timestamp: bool,
+        former_sources: tuple[str, ...] = (),
+    ) -> Checkpoint:
         """Load ``path`` or start a new checkpoint; refuse one made for another back-fill.
 
         ``timestamp``: whether chunk bounds are UTC midnights (TIMESTAMP
         partitions) or dates, as :meth:`Chunk.from_key` expects.
+        ``former_sources``: how older bqrepo versions named the same source;
+        such a file is accepted and rewritten with ``source`` on the next save
+        (older versions could store a query-string password there).
         """
         path = Path(path)
         if not path.exists():
@@ -92,11 +105,16 @@ class Checkpoint:
                 f"checkpoint {path} has format version {data.get('version')!r}; this bqrepo reads versions "
                 f"{', '.join(map(str, _READABLE))}: use the bqrepo that wrote it"
             )
+        rewrite = data.get("source") in former_sources
+        if rewrite:
+            data["source"] = source
         for key, expected in (("table", table), ("source", source), ("destination", destination)):
             if data.get(key) != expected:
                 raise ConfigurationError(
-                    f"checkpoint {path} belongs to another back-fill ({key}: {data.get(key)!r}, "
-                    f"now {expected!r}); pass another --checkpoint or delete it"
+                    redact_text(
+                        f"checkpoint {path} belongs to another back-fill ({key}: {data.get(key)!r}, "
+                        f"now {expected!r}); pass another --checkpoint or delete it"
+                    )
                 )
         try:
             completed_keys, in_flight_keys = _keys(data)
@@ -104,7 +122,10 @@ class Checkpoint:
             in_flight = [Chunk.from_key(k, timestamp=timestamp) for k in in_flight_keys]
         except (AttributeError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"checkpoint {path} is damaged ({exc}); delete it to start over") from None
-        return cls(path, table, source, destination, completed=completed, in_flight=in_flight)
+        checkpoint = cls(path, table, source, destination, completed=completed, in_flight=in_flight)
+        if rewrite:  # at once: the former key may hold a query-string password
+            checkpoint.save()
+        return checkpoint
 
     def save(self) -> None:
         """Write the file atomically and durably: a crash leaves the old or the new state."""

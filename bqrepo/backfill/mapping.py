@@ -34,7 +34,8 @@ _UNITS: tuple[ChunkUnit, ...] = ("day", "month", "year")
 _PARTITION_UNIT = {"DAY": "day", "HOUR": "day", "MONTH": "month", "YEAR": "year"}
 
 # PostgreSQL identifiers as Django creates them (unquoted, at most 63 bytes).
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+# Used with fullmatch: a trailing "$" anchor alone would let "name\n" through.
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
 
 DEFAULT_MAPPING = "default_mapping.toml"
 
@@ -73,7 +74,7 @@ class TableMapping:
 
 
 def _identifier(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _IDENT.match(value):
+    if not isinstance(value, str) or not _IDENT.fullmatch(value):
         raise ConfigurationError(
             f"{where}: {value!r} is not a valid PostgreSQL identifier "
             "(letters, digits, _ and $, starting with a letter or _, at most 63 characters)"

@@ -26,8 +26,12 @@ from sqlalchemy.engine import URL, Engine, make_url
 from bqrepo.backfill.chunks import Chunk
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.errors import BackendError, ConfigurationError
+from bqrepo.redact import normalize_url, redact_text, redact_url
 
-__all__ = ["SourceError", "SourceReader", "mask_url", "source_engine"]
+__all__ = ["SourceError", "SourceReader", "legacy_source_key", "mask_url", "source_engine", "source_key"]
+
+# Query parameters that say *which* database, as opposed to how to log in to it.
+_IDENTITY_PARAMETERS = ("host", "hostaddr", "port", "dbname", "user", "service")
 
 
 class SourceError(BackendError):
@@ -36,7 +40,7 @@ class SourceError(BackendError):
 
 def _parse(url: str) -> URL:
     try:
-        parsed = make_url(url)
+        parsed = make_url(normalize_url(url))
     except Exception:  # sqlalchemy raises ArgumentError; the text may hold a password
         raise ConfigurationError("--from is not a valid database URL (postgresql://USER:PASSWORD@HOST/DB)") from None
     driver = parsed.drivername
@@ -48,7 +52,24 @@ def _parse(url: str) -> URL:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***``, for messages and checkpoints."""
+    """The URL (or key-value DSN) with every credential replaced by ``***``, for messages."""
+    return redact_url(url)
+
+
+def source_key(url: str) -> str:
+    """Which database ``url`` names, without any credential: the checkpoint's key.
+
+    User, host, port and database only, so a changed password (or one moved
+    from the URL to ``PGPASSWORD``) resumes the same back-fill.
+    """
+    parsed = _parse(url)
+    identity = {key: parsed.query[key] for key in _IDENTITY_PARAMETERS if key in parsed.query}
+    bare = URL.create("postgresql", parsed.username, None, parsed.host, parsed.port, parsed.database, identity)
+    return bare.render_as_string(hide_password=True)
+
+
+def legacy_source_key(url: str) -> str:
+    """The key bqrepo 0.x wrote into checkpoints, still accepted when resuming them."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
@@ -69,6 +90,11 @@ def _coerce(value: Any, column: sa.Column[Any]) -> Any:
     if isinstance(column.type, sa.Double) and isinstance(value, Decimal):
         return float(value)
     return value
+
+
+def _day(value: dt.date) -> dt.date:
+    """The UTC day of a TIMESTAMP bound, or a DATE bound as it is."""
+    return value.astimezone(dt.UTC).date() if isinstance(value, dt.datetime) else value
 
 
 class SourceReader:
@@ -103,15 +129,14 @@ class SourceReader:
             with self.engine.connect() as connection:
                 return connection.execute(statement, dict(params)).all()
         except sa.exc.DBAPIError as exc:
-            raise SourceError(f"reading {self.mapping.source_name}: {str(exc.orig).strip()}") from None
+            raise SourceError(f"reading {self.mapping.source_name}: {redact_text(str(exc.orig).strip())}") from None
 
     def bounds(self) -> tuple[dt.date, dt.date] | None:
         """First and last day with data, or None for an empty table."""
         (low, high), = self._execute(self.bounds_statement, {})
         if low is None:
             return None
-        as_day = lambda v: v.astimezone(dt.UTC).date() if isinstance(v, dt.datetime) else v  # noqa: E731
-        return as_day(low), as_day(high)
+        return _day(low), _day(high)
 
     def count(self, start: Any, end: Any) -> int:
         """Rows in ``[start, end)``: the progress bar's total."""
@@ -131,7 +156,7 @@ class SourceReader:
                         for column, value in zip(self._targets, row, strict=True)
                     }
         except sa.exc.DBAPIError as exc:
-            raise SourceError(f"reading {self.mapping.source_name}: {str(exc.orig).strip()}") from None
+            raise SourceError(f"reading {self.mapping.source_name}: {redact_text(str(exc.orig).strip())}") from None
 
     def read(self, chunk: Chunk) -> list[dict[str, Any]]:
         """All records of one chunk."""

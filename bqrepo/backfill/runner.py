@@ -6,6 +6,13 @@ rich progress bar. ``after_write`` is a documented hook called after a
 chunk's write and before its checkpoint commit: the tests use it to simulate
 a crash at the worst moment, and operators can use it for their own
 instrumentation.
+
+A chunk is committed only when every row was stored or refused for a
+reason of its own (a bad value). When rows were not stored for a reason a
+retry can cure (BigQuery failed the load job even after the writer's
+backoff, the load-job quota is used up, a row came back ``retryable``), the
+run stops with :class:`~bqrepo.errors.TransientError`, the chunk stays in
+flight, and the next run resumes there, writing only the ids still missing.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from bqrepo.backfill.chunks import Chunk, chunks, covered, merge, next_boundary
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.backfill.reader import SourceReader
 from bqrepo.backfill.verify import VerificationReport, verify
+from bqrepo.errors import InvalidArgumentError, TransientError
 from bqrepo.rows import ROW_TYPES, Row, validate_rows
 
 __all__ = ["BackfillResult", "Progress", "run_backfill"]
@@ -77,6 +85,16 @@ def _write_rejections(path: Path, table: str, rejections: list[dict[str, Any]]) 
             handle.write(json.dumps({"table": table, **rejection}, default=str, ensure_ascii=False) + "\n")
 
 
+def _stopped(table: str, chunk: Chunk, why: str) -> str:
+    """The message of a run stopped by a retryable failure: what, where, and what to do."""
+    return (
+        f"back-fill of {table} stopped at chunk {chunk.key}: {why}\n"
+        "Nothing is lost and nothing was marked done: run the same command again "
+        "(after 10+ minutes for a quota); it resumes from this chunk and writes only the "
+        "rows still missing."
+    )
+
+
 def _writer(destination: Engine) -> Any:
     from bqrepo.writers import writer_for
 
@@ -116,6 +134,7 @@ def run_backfill(
     table = mapping.target
     row_type = ROW_TYPES[table.name]
     notes: list[str] = []
+    given_until = until
     if since is None or until is None:
         bounds = reader.bounds()
         if bounds is None:
@@ -124,7 +143,11 @@ def run_backfill(
         since = since or bounds[0]
         until = until or next_boundary(bounds[1], "day")
     if until <= since:
-        raise ValueError(f"--until ({until}) must be after --since ({since})")
+        if given_until is None:  # never name an --until the user did not give
+            raise InvalidArgumentError(
+                "since", f"{since} is after the newest row of {mapping.source_name} ({until}): nothing to copy"
+            )
+        raise InvalidArgumentError("until", f"{until} must be after since ({since})")
     chunk_list = list(chunks(since, until, mapping.chunk, timestamp=mapping.timestamp))
     completed = merge(checkpoint.completed)
     todo = [chunk for chunk in chunk_list if not covered(chunk, completed)]
@@ -168,7 +191,11 @@ def run_backfill(
             rows = [row for row in rows if row.id not in present]  # type: ignore[attr-defined]
             reconciled += before - len(rows)
         checkpoint.begin(chunk)
-        result = writer.write(table, rows) if rows else None
+        assert writer is not None  # built above whenever there is a chunk to write
+        try:
+            result = writer.write(table, rows) if rows else None
+        except TransientError as exc:
+            raise TransientError(_stopped(table.name, chunk, str(exc))) from exc
         chunk_written = result.written if result else 0
         if result is not None and result.rejected:
             rejections.extend(

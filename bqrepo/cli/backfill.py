@@ -2,7 +2,8 @@
 
 Shows a progress bar (rows, rows per second, ETA), then the verification
 report. The source URL's password is never printed: every message uses
-:func:`bqrepo.backfill.mask_url`. Exit code 1 when verification fails.
+:func:`bqrepo.backfill.mask_url`. Exit code 1 when verification fails, 130
+after Ctrl-C (the same command resumes from the checkpoint).
 """
 
 from __future__ import annotations
@@ -32,20 +33,27 @@ __all__ = ["register"]
 class _RowsPerSecond(TransferSpeedColumn):
     """rows/s instead of bytes/s."""
 
-    def render(self, task) -> Text:  # type: ignore[no-untyped-def,override]
+    def render(self, task) -> Text:  # type: ignore[no-untyped-def]
         speed = task.finished_speed or task.speed
         return Text("?" if speed is None else f"{speed:,.0f} rows/s", style="progress.data.speed")
 
 
 class _RichProgress:
-    """The runner's :class:`bqrepo.backfill.Progress`, drawn by rich."""
+    """The runner's :class:`bqrepo.backfill.Progress`, drawn by rich.
 
-    def __init__(self, progress: Progress, table: str) -> None:
+    The run's header is printed when the run starts, not before: a mistake
+    found while checking the arguments (an unknown ``--table``, a bad
+    mapping, an unreachable source) is then the only line printed.
+    """
+
+    def __init__(self, progress: Progress, table: str, header: str) -> None:
         self.progress = progress
         self.table = table
+        self.header = header
         self.task: TaskID | None = None
 
     def started(self, *, total_rows: int, total_chunks: int, done_rows: int, done_chunks: int) -> None:
+        self.progress.console.print(self.header, highlight=False, markup=False)
         self.chunks = (done_chunks, total_chunks)
         self.task = self.progress.add_task(self._label(), total=max(total_rows, 1), completed=done_rows)
 
@@ -75,14 +83,14 @@ def backfill(
     pause: float = typer.Option(0.0, min=0.0, help="Seconds to wait between chunks, to spare a busy source."),
 ) -> None:
     """Copy TABLE from PostgreSQL/TimescaleDB in partition-aligned chunks; resumable; verified."""
-    from bqrepo.backfill import backfill as run, mask_url
+    from bqrepo.backfill import backfill as run, default_checkpoint, mask_url
 
     first = parse_day(since, "--since") if since else None
     end = parse_day(until, "--until") if until else None
     if first and end and first >= end:
         raise UserError(f"--since ({first}) must be before --until ({end})")
     settings = state_of(ctx).settings()
-    err_console.print(f"back-fill {table}: {mask_url(source)} -> {settings.describe()}", highlight=False)
+    header = f"back-fill {table}: {mask_url(source)} -> {settings.describe()}"
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -93,19 +101,30 @@ def backfill(
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err_console) as progress:
-        result = run(
-            source,
-            table,
-            settings=settings,
-            since=first,
-            until=end,
-            mapping_file=mapping,
-            checkpoint_file=checkpoint,
-            progress=_RichProgress(progress, table),
-            verify=verify,
-            pause=pause,
+    try:
+        with Progress(*columns, console=err_console) as progress:
+            result = run(
+                source,
+                table,
+                settings=settings,
+                since=first,
+                until=end,
+                mapping_file=mapping,
+                checkpoint_file=checkpoint,
+                progress=_RichProgress(progress, table, header),
+                verify=verify,
+                pause=pause,
+            )
+    except KeyboardInterrupt:
+        # The checkpoint protocol makes any moment safe to stop at: say so.
+        path = checkpoint or default_checkpoint(table)
+        err_console.print(
+            f"interrupted: the progress so far is kept in {path}; "
+            "run the same command again to resume where it stopped",
+            highlight=False,
+            markup=False,
         )
+        raise typer.Exit(130) from None
     for note in result.notes:
         console.print(f"note: {note}")
     console.print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,6 +12,7 @@ import typer
 from bqrepo.cli.errors import UserError, friendly
 from bqrepo.cli.render import console, print_json, sparkline, table_of
 from bqrepo.cli.state import parse_day, parse_when, state_of
+from bqrepo.errors import InvalidArgumentError
 
 __all__ = ["register"]
 
@@ -18,23 +20,64 @@ T = TypeVar("T")
 
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
+MAX_DAYS = dt.timedelta.max.days
+"""The longest span a ``timedelta`` holds (999,999,999 days)."""
+
+
+# The library's argument names, as the options and arguments a user typed.
+_OPTIONS = {
+    "start": "--since",
+    "since": "--since",
+    "end": "--until",
+    "event_type": "--event-type",
+    "source_name": "--source",
+    "bucket": "--bucket",
+    "fill_gaps": "--fill-gaps",
+    "as_of": "--as-of",
+    "half_life": "--half-life",
+    "limit": "--limit",
+    "metric": "--metric",
+    "series_id": "SERIES_IDS",
+}
+
 
 def _with_engine(ctx: typer.Context, use: Callable[[Any], T]) -> T:
+    """Run ``use`` on an engine; a refused argument is reported under the option the user typed."""
     from bqrepo.engine import create_engine
 
     engine = create_engine(state_of(ctx).settings())
     try:
         return use(engine)
+    except InvalidArgumentError as exc:
+        option = _OPTIONS.get(exc.argument.split("[")[0])
+        if option is None:
+            raise
+        raise UserError(f"{option}: {str(exc).removeprefix(f'{exc.argument}: ')}") from None
     finally:
         engine.dispose()
 
 
 def _range(since: str | None, until: str | None, default_days: int) -> tuple[dt.datetime, dt.datetime]:
+    """``[--since, --until)``; the defaults are now and ``default_days`` before ``--until``, clipped at year 1."""
     end = parse_when(until, "--until") if until else dt.datetime.now(dt.UTC)
-    start = parse_when(since, "--since") if since else end - dt.timedelta(days=default_days)
+    if since:
+        start = parse_when(since, "--since")
+    else:
+        first = dt.datetime.min.replace(tzinfo=dt.UTC)
+        span = dt.timedelta(days=default_days)
+        start = end - span if end - first > span else first
     if start >= end:
-        raise UserError(f"--since ({start:%Y-%m-%d %H:%M}) must be before --until ({end:%Y-%m-%d %H:%M})")
+        # Name --until only when the user gave it.
+        bound = f"--until ({end:%Y-%m-%d %H:%M})" if until else f"now ({end:%Y-%m-%d %H:%M} UTC)"
+        raise UserError(f"--since ({start:%Y-%m-%d %H:%M}) must be before {bound}")
     return start, end
+
+
+def _days(option: str, days: float) -> dt.timedelta:
+    """A positive, finite number of days as a timedelta (click lets nan through a range check)."""
+    if not math.isfinite(days) or days <= 0 or days > MAX_DAYS:
+        raise UserError(f"{option} must be a number of days above 0 and at most {MAX_DAYS:,}, not {days}")
+    return dt.timedelta(days=days)
 
 
 def recent(
@@ -79,13 +122,14 @@ def trending(
 
     if metric not in ("mentions", "risk"):
         raise UserError(f"--metric must be 'mentions' or 'risk', not {metric!r}")
+    half_life_span = _days("--half-life", half_life)
     moment = parse_when(as_of, "--as-of") if as_of else dt.datetime.now(dt.UTC)
     entities = _with_engine(
         ctx,
         lambda e: EntityMentionRepository(e).trending(
             metric=metric,  # type: ignore[arg-type]
             limit=limit,
-            half_life=dt.timedelta(days=half_life),
+            half_life=half_life_span,
             as_of=moment,
         ),
     )
@@ -138,15 +182,15 @@ def series(
     ctx: typer.Context,
     series_ids: list[str] = typer.Argument(None, help="FRED series ids. None: the latest value of every series."),
     since: str | None = typer.Option(None, help="First date (YYYY-MM-DD). Default: all history."),
-    until: str | None = typer.Option(None, help="End date, exclusive. Default: today."),
+    until: str | None = typer.Option(None, help="End date, exclusive. Default: no end (the newest observation)."),
     as_json: bool = JSON,
 ) -> None:
     """FRED series: observations of the given series, or the latest value of each."""
     from bqrepo.repositories import FredRepository
 
-    first = parse_day(since, "--since") if since else dt.date(1, 1, 1)
-    end = parse_day(until, "--until") if until else dt.date.today() + dt.timedelta(days=1)
-    if first >= end:
+    first = parse_day(since, "--since") if since else dt.date.min
+    end = parse_day(until, "--until") if until else dt.date.max
+    if until and first >= end:
         raise UserError(f"--since ({first}) must be before --until ({end})")
     if not series_ids:
         latest = _with_engine(ctx, lambda e: FredRepository(e).latest(since=first))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import NoReturn
 
 import typer
 
@@ -47,12 +48,19 @@ def parse_when(text: str, option: str) -> dt.datetime:
         return dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(), dt.UTC)
     try:
         parsed = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UserError(
-            f"{option}: {text!r} is not a date or time; use ISO 8601 such as 2024-03-01 "
-            "or 2024-03-01T12:00:00+00:00, or now/today"
-        ) from None
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    except ValueError as exc:
+        _refuse(option, text, exc, "a date or time; use ISO 8601 such as 2024-03-01 or 2024-03-01T12:00:00+00:00, or now/today")
+    try:
+        return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00
+        raise UserError(f"{option}: {text!r} is outside the supported range, 0001-01-01 to 9999-12-31 UTC") from None
+
+
+def _refuse(option: str, text: str, exc: ValueError, expected: str) -> NoReturn:
+    """Say whether ``text`` has the wrong format or names a day that does not exist (2026-02-30)."""
+    if str(exc).startswith("Invalid isoformat string"):
+        raise UserError(f"{option}: {text!r} is not {expected}") from None
+    raise UserError(f"{option}: {text!r} is not a valid date: {exc}") from None
 
 
 def parse_day(text: str, option: str) -> dt.date:
@@ -61,5 +69,5 @@ def parse_day(text: str, option: str) -> dt.date:
         return dt.datetime.now(dt.UTC).date()
     try:
         return dt.date.fromisoformat(text.strip())
-    except ValueError:
-        raise UserError(f"{option}: {text!r} is not a date; use YYYY-MM-DD") from None
+    except ValueError as exc:
+        _refuse(option, text, exc, "a date; use YYYY-MM-DD")

@@ -22,7 +22,15 @@ from typing import Any, ClassVar, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bqrepo.repositories._common import date_param, half_open, optional_equals, optional_text, plain_date, text_list
+from bqrepo.repositories._common import (
+    date_param,
+    half_open,
+    optional_equals,
+    optional_text,
+    plain_date,
+    text,
+    text_list,
+)
 from bqrepo.repositories._dedup import latest_versions
 from bqrepo.repositories.results import ComtradeTotal, IndicatorValue, LatestValue, SeriesPoint
 from bqrepo.schema import fred_indicators, un_comtrade, world_bank
@@ -116,7 +124,7 @@ class FredRepository:
     def series(self, series_id: str, start: date, end: date) -> list[SeriesPoint]:
         """Observations of ``series_id`` with ``start <= date < end``, oldest first."""
         params = {
-            "series_id": text_list("series_id", [series_id])[0],
+            "series_id": text("series_id", series_id),
             "start": plain_date("start", start),
             "end": plain_date("end", end),
         }
@@ -199,10 +207,9 @@ class WorldBankRepository:
 
     def series(self, indicator_id: str, country_code: str, start: date, end: date) -> list[SeriesPoint]:
         """Observations of one indicator for one country with ``start <= date < end``, oldest first."""
-        indicator, country = text_list("indicator_id/country_code", [indicator_id, country_code])
         params = {
-            "indicator_id": indicator,
-            "country_code": country,
+            "indicator_id": text("indicator_id", indicator_id),
+            "country_code": text("country_code", country_code),
             "start": plain_date("start", start),
             "end": plain_date("end", end),
         }

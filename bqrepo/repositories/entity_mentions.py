@@ -11,7 +11,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bqrepo.constructs import seconds_between
-from bqrepo.repositories._common import aware, half_open, positive_int, timestamp_param
+from bqrepo.errors import InvalidArgumentError
+from bqrepo.repositories._common import (
+    TIMESTAMP_MIN,
+    aware,
+    earlier,
+    half_open,
+    later,
+    positive_int,
+    positive_timedelta,
+    timestamp_param,
+)
 from bqrepo.repositories._dedup import latest_versions
 from bqrepo.repositories.results import TrendingEntity
 from bqrepo.schema import entity_mentions, events
@@ -48,6 +58,7 @@ def _build_trending(metric: Metric) -> sa.Select[Any]:
         / sa.bindparam("half_life_seconds", type_=sa.Double())
     )
     source: sa.FromClause = mentions
+    score: sa.ColumnElement[Any]
     if metric == "mentions":
         score = sa.func.sum(weight)
     else:
@@ -98,7 +109,8 @@ class EntityMentionRepository:
     ``[as_of - cutoff - event_margin, as_of + event_margin)``. Events table
     requires a partition filter, and a mention is extracted from its event,
     so the two timestamps are close; a mention whose event lies outside the
-    margin counts as a mention but adds no risk.
+    margin counts as a mention but adds no risk. Any non-negative margin is
+    accepted: the scan is clipped to the TIMESTAMP range.
     """
 
     statements: ClassVar[Mapping[str, sa.Select[Any]]] = MappingProxyType(
@@ -106,8 +118,8 @@ class EntityMentionRepository:
     )
 
     def __init__(self, engine: Engine, writer: Any = None, *, event_margin: timedelta = timedelta(days=1)) -> None:
-        if event_margin < timedelta(0):
-            raise ValueError(f"event_margin must not be negative, got {event_margin!r}")
+        if not isinstance(event_margin, timedelta) or event_margin < timedelta(0):
+            raise InvalidArgumentError("event_margin", f"must be a timedelta of at least 0, got {event_margin!r}")
         self.engine = engine
         self.writer = writer
         self.event_margin = event_margin
@@ -129,16 +141,29 @@ class EntityMentionRepository:
         window, not the table. ``as_of`` defaults to now and is always sent as
         a parameter (never CURRENT_TIMESTAMP), so results are reproducible and
         cacheable.
+
+        Any positive ``half_life`` is accepted; the default window is clipped
+        at 0001-01-01, the first TIMESTAMP. An explicit ``cutoff`` reaching
+        before it is refused.
         """
-        if metric not in trending_statements:
-            raise ValueError(f"metric must be 'mentions' or 'risk', got {metric!r}")
-        if not isinstance(half_life, timedelta) or half_life <= timedelta(0):
-            raise ValueError(f"half_life must be a positive timedelta, got {half_life!r}")
-        cutoff = half_life * CUTOFF_HALF_LIVES if cutoff is None else cutoff
-        if not isinstance(cutoff, timedelta) or cutoff <= timedelta(0):
-            raise ValueError(f"cutoff must be a positive timedelta, got {cutoff!r}")
+        if not isinstance(metric, str) or metric not in trending_statements:
+            raise InvalidArgumentError("metric", f"must be 'mentions' or 'risk', got {metric!r}")
+        positive_timedelta("half_life", half_life)
         now = datetime.now(UTC) if as_of is None else aware("as_of", as_of)
-        window_start = now - cutoff
+        if cutoff is None:
+            try:
+                window_start = earlier(now, half_life * CUTOFF_HALF_LIVES)
+            except OverflowError:  # ten half-lives exceed timedelta.max: all of history
+                window_start = TIMESTAMP_MIN
+        else:
+            positive_timedelta("cutoff", cutoff)
+            if cutoff > now - TIMESTAMP_MIN:
+                raise InvalidArgumentError(
+                    "cutoff",
+                    f"{cutoff} reaches before 0001-01-01, the first TIMESTAMP; "
+                    f"at most {(now - TIMESTAMP_MIN).days:,} days for as_of={now.isoformat()}",
+                )
+            window_start = now - cutoff
         params: dict[str, Any] = {
             "as_of": now,
             "window_start": window_start,
@@ -146,8 +171,8 @@ class EntityMentionRepository:
             "limit": positive_int("limit", limit),
         }
         if metric == "risk":
-            params["events_start"] = window_start - self.event_margin
-            params["events_end"] = now + self.event_margin
+            params["events_start"] = earlier(window_start, self.event_margin)
+            params["events_end"] = later(now, self.event_margin)
         with self.engine.connect() as connection:
             rows = connection.execute(trending_statements[metric], params).all()
         return [TrendingEntity(row.entity_id, float(row.score), int(row.mentions)) for row in rows]

@@ -12,7 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bqrepo.constructs import BucketSpec, time_bucket
+from bqrepo.errors import InvalidArgumentError
 from bqrepo.repositories._common import (
+    TIMESTAMP_MAX,
+    TIMESTAMP_MIN,
     aware,
     half_open,
     optional_equals,
@@ -24,10 +27,51 @@ from bqrepo.repositories._dedup import latest_versions
 from bqrepo.repositories.results import RecentEvent, RiskBucket, json_value, utc
 from bqrepo.schema import events
 
-__all__ = ["MAX_FILLED_BUCKETS", "EventQueries", "EventRepository", "recent_statement", "risk_trends_statement"]
+__all__ = [
+    "MAX_BUCKET_SECONDS",
+    "MAX_FILLED_BUCKETS",
+    "EventQueries",
+    "EventRepository",
+    "recent_statement",
+    "risk_trends_statement",
+]
 
 MAX_FILLED_BUCKETS = 100_000
 """``fill_gaps`` refuses ranges with more buckets than this (a typo like "1 second" over a year)."""
+
+MAX_BUCKET_SECONDS = (TIMESTAMP_MAX - TIMESTAMP_MIN) // timedelta(seconds=1) + 1
+"""The widest fixed bucket: the whole TIMESTAMP range (about 10,000 years).
+
+Wider buckets mean nothing, and this bound keeps the SQL's arithmetic in
+range: BigQuery's INTERVAL allows 87,840,000 hours, DuckDB's epoch
+arithmetic counts microseconds in an INT64.
+"""
+
+
+def _bucket_spec(bucket: str | timedelta | BucketSpec) -> BucketSpec:
+    """``bucket`` parsed and bounded, or :class:`InvalidArgumentError` naming it."""
+    try:
+        spec = BucketSpec.parse(bucket)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError("bucket", str(exc)) from None
+    if spec.seconds is not None and spec.seconds > MAX_BUCKET_SECONDS:
+        raise InvalidArgumentError(
+            "bucket",
+            f"{bucket!r} is wider than the TIMESTAMP range; a fixed bucket is 1 to {MAX_BUCKET_SECONDS:,} seconds",
+        )
+    return spec
+
+
+def _first_bucket(spec: BucketSpec, start: datetime) -> datetime:
+    """The start of the bucket holding ``start``, which must itself be a TIMESTAMP."""
+    try:
+        return spec.floor(start)
+    except OverflowError:
+        raise InvalidArgumentError(
+            "start",
+            f"the {spec} bucket holding {start.isoformat()} begins before 0001-01-01, the first TIMESTAMP; "
+            "start later or use a narrower bucket",
+        ) from None
 
 
 def _events_in_range(columns: list[str] | None = None) -> sa.Subquery:
@@ -173,16 +217,16 @@ class EventRepository:
         bucket arithmetic (:meth:`BucketSpec.floor`), since empty buckets
         carry no data worth a query.
         """
-        spec = BucketSpec.parse(bucket)
-        params = {
-            "start": aware("start", start),
-            "end": aware("end", end),
-            "event_type": optional_text("event_type", event_type),
-        }
-        if params["start"] >= params["end"]:
+        spec = _bucket_spec(bucket)
+        start, end = aware("start", start), aware("end", end)
+        params = {"start": start, "end": end, "event_type": optional_text("event_type", event_type)}
+        if not isinstance(fill_gaps, bool):
+            raise InvalidArgumentError("fill_gaps", f"must be a bool, got {type(fill_gaps).__name__}")
+        if start >= end:
             return []
+        first = _first_bucket(spec, start)
         if fill_gaps:
-            expected = _bucket_starts(spec, params["start"], params["end"])
+            expected = _bucket_starts(spec, first, end)
         with self.engine.connect() as connection:
             rows = connection.execute(risk_trends_statement(spec), params).all()
         found = [
@@ -205,16 +249,24 @@ class EventRepository:
         return [by_start.get(moment, RiskBucket(moment, None, None, 0)) for moment in expected]
 
 
-def _bucket_starts(spec: BucketSpec, start: datetime, end: datetime) -> list[datetime]:
-    """Every bucket start from the bucket holding ``start`` up to the last one before ``end``."""
+def _bucket_starts(spec: BucketSpec, first: datetime, end: datetime) -> list[datetime]:
+    """Every bucket start from ``first`` up to the last one before ``end``.
+
+    The bucket after one that reaches past 9999-12-31 has no start a
+    TIMESTAMP can hold (Python says OverflowError or ValueError): the list ends there.
+    """
     starts: list[datetime] = []
-    moment = spec.floor(start)
+    moment = first
     while moment < end:
         if len(starts) >= MAX_FILLED_BUCKETS:
-            raise ValueError(
-                f"fill_gaps would return more than {MAX_FILLED_BUCKETS:,} buckets of {spec} "
-                f"between {start.isoformat()} and {end.isoformat()}; use a wider bucket or a shorter range"
+            raise InvalidArgumentError(
+                "fill_gaps",
+                f"would return more than {MAX_FILLED_BUCKETS:,} buckets of {spec} "
+                f"from {first.isoformat()} to {end.isoformat()}; use a wider bucket or a shorter range",
             )
         starts.append(moment)
-        moment = spec.following(moment)
+        try:
+            moment = spec.following(moment)
+        except (OverflowError, ValueError):
+            break
     return starts

@@ -281,6 +281,35 @@ class FaultProxy:
         """Forward, let the stand-in process it, then close the socket unanswered."""
         return self.add(Rule(method, path, "drop", times, probability, when))
 
+    def dedup_miss(self, path: str = INSERT_ALL, *, times: int | None = 1,
+                   probability: float | None = None,
+                   when: Callable[[RecordedRequest], bool] | None = None) -> Rule:
+        """Store an ``insertAll`` request's rows twice, as BigQuery's best-effort
+        de-duplication sometimes does with a retried request (the second copy is
+        forwarded without its insertIds, so the stand-in cannot drop it)."""
+        return self.add(Rule(POST, path, "dedup_miss", times, probability, when))
+
+    def misbehave(self, rate: float = 0.1) -> None:
+        """Make about ``rate`` of the requests of a write-and-read workload fail.
+
+        Lost answers, resets and failed load jobs on ``jobs.insert``; lost
+        answers, resets, 503s and de-duplication misses on ``insertAll``;
+        503s on ``jobs.get`` and ``jobs.getQueryResults``. Every fault is one
+        the client or bqrepo is expected to survive without losing or
+        double-counting a row.
+        """
+        share = rate / 3
+        self.drop_response(POST, JOBS_INSERT, times=None, probability=share)
+        self.reset(POST, JOBS_INSERT, times=None, probability=share)
+        self.fail_job(JOBS_INSERT, reason="backendError", times=None, probability=share)
+        quarter = rate / 4
+        self.drop_response(POST, INSERT_ALL, times=None, probability=quarter)
+        self.reset(POST, INSERT_ALL, times=None, probability=quarter)
+        self.fail(POST, INSERT_ALL, status=503, times=None, probability=quarter)
+        self.dedup_miss(INSERT_ALL, times=None, probability=quarter)
+        self.fail(GET, JOBS_GET, status=503, times=None, probability=rate)
+        self.fail(GET, QUERIES, status=503, times=None, probability=rate)
+
     def fail_job(self, path: str = JOBS_INSERT, *, reason: str = "backendError",
                  message: str | None = None, times: int | None = 1,
                  probability: float | None = None,
@@ -467,6 +496,11 @@ class _Handler(BaseHTTPRequestHandler):
                 request.status = 200
                 self._send(200, failed)
                 return
+        if action == "dedup_miss" and isinstance(request.body, dict):
+            copy_body = {**request.body, "rows": [
+                {k: v for k, v in row.items() if k != "insertId"} for row in request.body.get("rows", [])
+            ]}
+            self._forward(json.dumps(copy_body).encode())
         status, headers, body = self._forward(raw)
         request.status = status
         if action == "drop":
