@@ -201,7 +201,9 @@ def _duckdb_utc(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("SET TimeZone = 'UTC'")
 
 
-_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+# DuckDB names the holder as "held in /usr/bin/python3 (PID 123)", or only
+# "held in PID 0" when it cannot tell (the holder is closing the file).
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?:(?P<program>.*?) \()?PID (?P<pid>\d+)")
 
 
 def _duckdb_connect_waiting(path: str, wait: float) -> Any:
@@ -219,13 +221,14 @@ def _duckdb_connect_waiting(path: str, wait: float) -> Any:
             try:
                 return dialect.connect(*cargs, **cparams)
             except Exception as exc:
-                holder = _LOCK_HOLDER.search(str(exc))
-                if holder is None or "Could not set lock" not in str(exc):
+                if "Could not set lock" not in str(exc):
                     raise
                 if time.monotonic() >= deadline:
+                    holder = _LOCK_HOLDER.search(str(exc))
+                    who = f"PID {holder['pid']}, {holder['program'] or 'program unknown'}" if holder else "unknown"
                     raise TransientError(
                         f"the DuckDB file {path} is held by another process "
-                        f"(PID {holder['pid']}, {holder['program']}) for more than {wait:g} s: "
+                        f"({who}) for more than {wait:g} s: "
                         "stop that process or make it close its connection; for several "
                         "long-running processes use BigQuery (GCP_PROJECT_ID and BIGQUERY_DATASET)"
                     ) from exc
