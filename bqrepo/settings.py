@@ -12,10 +12,11 @@ the local stand-in they are anonymous. A key path or secret never lives here.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -151,7 +152,6 @@ class Settings:
     url: str | None = None
     emulator_host: str | None = None
     duckdb_path: str = DEFAULT_DUCKDB_FILE
-    _target: tuple[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.project_id is not None:
@@ -164,10 +164,15 @@ class Settings:
         if self.emulator_host is not None:
             validate_emulator_host(self.emulator_host)
         if self.backend == "bigquery":
-            object.__setattr__(self, "_target", self._resolve_bigquery())
+            _bigquery_target(self)  # now: a half-configured BigQuery fails here, naming the setting
 
     def _parsed_url(self) -> URL:
         return validate_url(self.url or "")
+
+    @property
+    def _target(self) -> tuple[str, str] | None:
+        """``(project, dataset)`` on BigQuery (resolved once per value), ``None`` on DuckDB."""
+        return _bigquery_target(self) if self.backend == "bigquery" else None
 
     def _resolve_bigquery(self) -> tuple[str, str]:
         """``(project, dataset)``: the URL's, else the settings', else (project) ADC's."""
@@ -258,6 +263,12 @@ class Settings:
                 where += f" via emulator at {display_host(self.emulator_host)}"
             return where
         return f"DuckDB file {self.sqlalchemy_url.database}"
+
+
+@functools.lru_cache(maxsize=64)
+def _bigquery_target(settings: Settings) -> tuple[str, str]:
+    """Cached: resolving may ask Application Default Credentials for the project."""
+    return settings._resolve_bigquery()
 
 
 _ENV_KEYS = {
