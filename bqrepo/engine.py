@@ -50,6 +50,7 @@ __all__ = [
     "check_emulator_reachable",
     "client_of",
     "create_engine",
+    "log_job",
 ]
 
 log = logging.getLogger("bqrepo")
@@ -64,8 +65,8 @@ DUCKDB_LOCK_WAIT = 30.0
 _clients: weakref.WeakKeyDictionary[Engine, Any] = weakref.WeakKeyDictionary()
 
 
-def _log_job(job: Any) -> None:
-    """One INFO line per finished BigQuery job: what it cost and where it ran."""
+def log_job(job: Any) -> None:
+    """One INFO line (logger ``bqrepo.jobs``) per finished BigQuery job: what it cost and where it ran."""
     job_log.info(
         "BigQuery %s job %s in %s: %s bytes processed, %s bytes billed, cache hit %s",
         getattr(job, "job_type", "query"),
@@ -78,11 +79,13 @@ def _log_job(job: Any) -> None:
 
 
 def _logging_client_class() -> type[Any]:
-    """``bigquery.Client`` that logs every query and load job once, when it finishes.
+    """``bigquery.Client`` that logs every query job of the SQL path once, when it finishes.
 
     Queries go through ``query()`` rather than the ``jobs.query`` shortcut,
     because only a job reports bytes billed and cache hits (and the shortcut
-    may run without a job id to log).
+    may run without a job id to log). The load writer logs its own jobs with
+    :func:`log_job` once it has waited for them: a done-callback here would
+    start a second thread polling each job.
     """
     from google.cloud import bigquery
 
@@ -99,18 +102,8 @@ def _logging_client_class() -> type[Any]:
                 kwargs["timeout"] = kwargs.pop("api_timeout")
             job = self.query(query, **kwargs)
             rows = job.result(**result_args)
-            _log_job(job)
+            log_job(job)
             return rows
-
-        def load_table_from_file(self, *args: Any, **kwargs: Any) -> Any:
-            job = super().load_table_from_file(*args, **kwargs)
-            job.add_done_callback(_log_job)  # type: ignore[no-untyped-call]
-            return job
-
-        def load_table_from_json(self, *args: Any, **kwargs: Any) -> Any:
-            job = super().load_table_from_json(*args, **kwargs)
-            job.add_done_callback(_log_job)  # type: ignore[no-untyped-call]
-            return job
 
     return JobLoggingClient
 

@@ -52,6 +52,7 @@ from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound, R
 from google.api_core.retry import Retry
 from google.cloud import bigquery
 
+from bqrepo.engine import log_job
 from bqrepo.errors import TransientError
 from bqrepo.rows import Row
 from bqrepo.table_options import TableOptions
@@ -259,6 +260,7 @@ class BigQueryLoadWriter:
                 for index, line in chunk
             ]
             return WriteResult(written=0, rejected=rejected, requests=1)
+        log_job(job)
         return WriteResult(written=len(chunk), requests=1)
 
 
