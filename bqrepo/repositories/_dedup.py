@@ -30,6 +30,7 @@ makes the answer independent of each engine's default NULL placement.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql import ColumnElement, operators
@@ -78,14 +79,14 @@ def latest_versions(
 _NULL_PLACEMENT = {operators.nulls_last_op: False, operators.nulls_first_op: True}
 
 
-def explicit_null_order(keys: Sequence[ColumnElement[object]]) -> list[ColumnElement[object]]:
+def explicit_null_order(keys: Sequence[ColumnElement[object]]) -> list[ColumnElement[Any]]:
     """``keys`` with a non-NULL ``<expr> IS NULL`` key before each nullable one (module docstring).
 
     ``x DESC NULLS LAST`` becomes ``x IS NULL ASC, x DESC NULLS LAST``. A key
     on a NOT NULL column is kept as it is; any other key must say NULLS
     FIRST or NULLS LAST, since its NULL placement would depend on the engine.
     """
-    order: list[ColumnElement[object]] = []
+    order: list[ColumnElement[Any]] = []
     for key in keys:
         value: ColumnElement[object] = key
         while isinstance(value, UnaryExpression):  # unwrap NULLS LAST, DESC
