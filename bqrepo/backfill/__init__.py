@@ -19,7 +19,7 @@ from bqrepo.backfill.checkpoint import Checkpoint
 from bqrepo.backfill.chunks import Chunk
 from bqrepo.backfill.mapping import TableMapping, load_mapping
 from bqrepo.backfill.reader import SourceError, SourceReader, mask_url, source_engine
-from bqrepo.backfill.runner import BackfillResult, Progress, run_backfill
+from bqrepo.backfill.runner import ROWS_PER_WRITE, BackfillResult, Progress, run_backfill
 from bqrepo.backfill.verify import DayCheck, VerificationReport
 from bqrepo.settings import ConfigurationError, Settings, load_settings
 
@@ -57,6 +57,7 @@ def backfill(
     verify: bool = True,
     pause: float = 0.0,
     after_write: Callable[[Chunk], None] | None = None,
+    rows_per_write: int = ROWS_PER_WRITE,
 ) -> BackfillResult:
     """Copy ``table`` from the old database at ``source_url`` into the configured backend.
 
@@ -97,6 +98,7 @@ def backfill(
             verify_after=verify,
             pause=pause,
             after_write=after_write,
+            rows_per_write=rows_per_write,
         )
     finally:
         source.dispose()
