@@ -373,8 +373,15 @@ def test_info_and_ingest_on_the_standin(bigquery_settings, tmp_path):
     assert tables["events"]["require_partition_filter"] is True
     assert tables["events"]["rows"] == 5
     assert tables["world_bank"]["partitioning"] == "date by YEAR"
+    assert data["pending_rebuilds"] == []
     recent = run("recent", "--since", "2024-03-01", "--until", "2024-03-02", "--json", cwd=tmp_path, env=env)
     assert sorted(e["id"] for e in json.loads(recent.stdout)) == [f"e{i}" for i in range(5)]
+    # Streamed: an identical line twice is sent once and said so (issue 9 part 2).
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text("\n".join(json.dumps({**GOOD_EVENT, "id": "e-twice"}) for _ in range(2)) + "\n")
+    streamed = run("ingest", "events", str(twice), "--method", "stream", cwd=tmp_path, env=env)
+    assert streamed.returncode == 0, streamed.stderr
+    assert "wrote 1 row(s)" in streamed.stdout and "(1 identical copies" in " ".join(streamed.stdout.split())
 
 
 def test_demo_falls_back_to_generated_fred_series(monkeypatch):
