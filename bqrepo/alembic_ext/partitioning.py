@@ -486,7 +486,8 @@ class _Repartition:
 
     def __init__(self, operations: Operations, operation: ChangePartitioningOp) -> None:
         context = operations.migration_context
-        self.connection = context.connection
+        assert context.connection is not None  # online: the offline path returned earlier
+        self.connection: sa.Connection = context.connection
         self.client = live.client(operations)
         self.name = operation.table_name
         self.staging_name = operation.table_name + STAGING_SUFFIX
@@ -608,10 +609,11 @@ class _Repartition:
         ]
         return sa.table(table.table_id, *columns, schema=self.dataset)
 
-    def _where(self, table: sa.TableClause | sa.Alias, shape: str, field_type: str | None) -> Any:
+    def _where(self, table: NamedFromClause, shape: str, field_type: str | None) -> Any:
         """The chunk filter, with ``lo``/``hi`` as bound parameters."""
         if shape == "all":
             return sa.true()
+        assert self.field is not None and field_type is not None  # a partitioned target
         column = table.c[self.field]
         if shape == "null":
             return column.is_(None)
@@ -623,7 +625,7 @@ class _Repartition:
     def _partition_values(self, table: Any) -> tuple[list[Any], int]:
         """The new spec's partition values present (sorted), and the count of NULLs."""
         field_type = self._field_type(table)
-        assert field_type is not None and self.granularity is not None
+        assert field_type is not None and self.granularity is not None and self.field is not None
         t = self._sa_table(table)
         column = t.c[self.field]
         bucket = _TRUNC[field_type](column, sa.literal_column(self.granularity)).label("p")
