@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from bqrepo.bigquery_checks import location_check
 from bqrepo.settings import ConfigurationError, Settings, load_settings
 
 __all__ = ["bigquery_client", "check_emulator_reachable", "client_of", "create_engine"]
@@ -121,6 +122,8 @@ def create_engine(settings: Settings | None = None, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _duckdb_utc)
     elif settings.emulator_host:
         event.listen(engine, "connect", lambda *_: check_emulator_reachable(settings), once=True)
+    if settings.backend == "bigquery":
+        event.listen(engine, "connect", location_check(settings))
     description = settings.describe()
     event.listen(
         engine,

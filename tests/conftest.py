@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bqrepo.settings import Settings
+from bqrepo.testing.faults import FaultProxy
 from bqrepo.testing.standin import LocalBigQuery, StandinError
 
 
@@ -37,6 +38,30 @@ def bigquery_settings(standin: LocalBigQuery) -> Settings:
         dataset=dataset,
         url=f"bigquery://{standin.project}/{dataset}",
         emulator_host=standin.host,
+    )
+
+
+@pytest.fixture
+def faulty_bigquery(standin: LocalBigQuery) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session stand-in, fresh for each test.
+
+    Script it (``faulty_bigquery.fail(...)``, ``.drop_response(...)``, ...)
+    and point clients at ``faulty_bigquery.host``; ``faulty_settings`` does.
+    The RNG is seeded, so probabilistic faults repeat from run to run.
+    """
+    with FaultProxy(standin.endpoint, seed=9) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def faulty_settings(faulty_bigquery: FaultProxy, standin: LocalBigQuery) -> Settings:
+    """Settings for a fresh dataset on the stand-in, reached through ``faulty_bigquery``."""
+    dataset = f"t_{uuid.uuid4().hex[:12]}"
+    return Settings(
+        project_id=standin.project,
+        dataset=dataset,
+        url=f"bigquery://{standin.project}/{dataset}",
+        emulator_host=faulty_bigquery.host,
     )
 
 

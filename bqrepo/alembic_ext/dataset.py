@@ -1,8 +1,12 @@
 """``op.create_dataset()``: create the BigQuery dataset when it is missing.
 
-Online it calls the datasets API the way ``bq mk --dataset
---location=LOCATION PROJECT:DATASET`` does, tolerating an existing dataset,
-so an interrupted upgrade can be re-run. Offline (``--sql``) it prints the
+Online it looks the dataset up first (``datasets.get``) and, only when it
+is missing, creates it the way ``bq mk --dataset --location=LOCATION
+PROJECT:DATASET`` does; so an interrupted upgrade can be re-run, and a
+service account without ``bigquery.datasets.create`` can migrate a dataset
+made by someone else. A dataset in another location than
+``BIGQUERY_LOCATION`` is refused with a
+:class:`~bqrepo.errors.ConfigurationError` naming both. Offline (``--sql``) it prints the
 equivalent idempotent DDL, ``CREATE SCHEMA IF NOT EXISTS ... OPTIONS(location=...)``. The
 project, dataset and location come from the :class:`~bqrepo.settings.Settings`
 that ``env.py`` hands to the migration context, so a revision never hard-codes
@@ -21,6 +25,7 @@ from alembic.operations import MigrateOperation, Operations
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import ExecutableDDLElement
 
+from bqrepo.bigquery_checks import check_dataset_location
 from bqrepo.engine import client_of
 from bqrepo.settings import Settings, validate_location
 
@@ -71,9 +76,14 @@ def ensure_dataset(bind: sa.engine.Connection | Any, settings: Settings) -> None
 
     connection = bind if isinstance(bind, sa.engine.Connection) else bind.connection
     client = client_of(connection)
+    # Look first: creating needs bigquery.datasets.create even when the dataset
+    # exists, which a least-privilege account (dataEditor on a dataset made by
+    # Terraform) lacks. The look-up also refuses a dataset in another location.
+    if check_dataset_location(client, settings) is not None:
+        return
     dataset = bigquery.Dataset(f"{element.project}.{element.dataset}")
     dataset.location = element.location
-    client.create_dataset(dataset, exists_ok=True)
+    client.create_dataset(dataset, exists_ok=True)  # exists_ok: a concurrent migration
 
 
 @Operations.register_operation("create_dataset")

@@ -16,6 +16,13 @@ chunks daily tables by month, so six years of events is 72 chunks and, below
 ``rows_per_write`` rows a month, 72 load jobs. The plan is reported before
 anything is written (:meth:`Progress.started`), with a warning above
 :data:`JOB_BUDGET`.
+
+A chunk is committed only when every row was stored or refused for a
+reason of its own (a bad value). When rows were not stored for a reason a
+retry can cure (BigQuery failed the load job even after the writer's
+backoff, the load-job quota is used up, a row came back ``retryable``), the
+run stops with :class:`~bqrepo.errors.TransientError`, the chunk stays in
+flight, and the next run resumes there, writing only the ids still missing.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from bqrepo.backfill.chunks import Chunk, chunks, covered, merge, next_boundary
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.backfill.reader import SourceReader
 from bqrepo.backfill.verify import VerificationReport, verify
+from bqrepo.errors import TransientError
 from bqrepo.rows import ROW_TYPES, Row, validate_rows
 
 __all__ = ["JOB_BUDGET", "ROWS_PER_WRITE", "BackfillResult", "Plan", "Progress", "plan_backfill", "run_backfill"]
@@ -154,6 +162,16 @@ def _write_rejections(path: Path, table: str, rejections: list[dict[str, Any]]) 
             handle.write(json.dumps({"table": table, **rejection}, default=str, ensure_ascii=False) + "\n")
 
 
+def _stopped(table: str, chunk: Chunk, why: str) -> str:
+    """The message of a run stopped by a retryable failure: what, where, and what to do."""
+    return (
+        f"back-fill of {table} stopped at chunk {chunk.key}: {why}\n"
+        "Nothing is lost and nothing was marked done: run the same command again "
+        "(after 10+ minutes for a quota); it resumes from this chunk and writes only the "
+        "rows still missing."
+    )
+
+
 def _writer(destination: Engine) -> Any:
     from bqrepo.writers import writer_for
 
@@ -253,7 +271,10 @@ def run_backfill(
             chunk_present += len(validation.rows) - len(rows)
             if not rows:
                 continue
-            result = writer.write(table, rows)
+            try:
+                result = writer.write(table, rows)
+            except TransientError as exc:
+                raise TransientError(_stopped(table.name, chunk, str(exc))) from exc
             writes += 1
             chunk_written += result.written
             rejections.extend(

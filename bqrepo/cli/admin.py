@@ -61,11 +61,13 @@ def _duckdb_tables(settings: Settings) -> list[TableInfo]:
 def _bigquery_tables(settings: Settings) -> list[TableInfo]:
     from google.api_core.exceptions import NotFound
 
+    from bqrepo.bigquery_checks import check_dataset_location
     from bqrepo.engine import bigquery_client, check_emulator_reachable
     from bqrepo.schema import metadata
 
     check_emulator_reachable(settings)
     client = bigquery_client(settings)
+    check_dataset_location(client, settings)
     out = []
     for table in metadata.sorted_tables:
         try:

@@ -35,11 +35,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from google.auth import exceptions as auth_errors
 
     from bqrepo.backfill import SourceError
+    from bqrepo.errors import BqrepoError
     from bqrepo.rows import RowValidationError
     from bqrepo.settings import ConfigurationError
 
     return (
         UserError,
+        BqrepoError,  # TransientError included: its message says when and how to run again
         ConfigurationError,
         SourceError,
         RowValidationError,

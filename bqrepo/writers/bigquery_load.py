@@ -7,12 +7,34 @@ and the table's own schema (no autodetect, no schema changes). Chunking:
   allows 4,000), so rows are grouped by the partition they land in;
 * a job carries at most ``max_job_bytes`` of JSON, which bounds memory.
 
-A load job is atomic: when BigQuery fails one (``maxBadRecords`` is 0), none
-of its rows is stored, and every row of that chunk comes back in
-:attr:`WriteResult.rejected` with the job id and BigQuery's error messages;
-the other chunks are unaffected. A request that fails as a whole (no such
-table, no permission, a timeout waiting for the job) raises the client's
-exception: sending the batch again is safe because reads de-duplicate on id.
+A load job is atomic: when BigQuery fails one, none of its rows is stored.
+What happens next depends on why it failed:
+
+* **The rows** (``maxBadRecords`` is 0: a value BigQuery refuses): every row
+  of that chunk comes back in :attr:`WriteResult.rejected` with the job id
+  and BigQuery's messages; the other chunks are unaffected.
+* **BigQuery itself** (``backendError``, ``internalError``,
+  ``rateLimitExceeded``, ``badGateway``): the job is run again under a new
+  job id, with google-api-core's exponential backoff (``job_retry``, 10
+  minutes by default). When that runs out, :class:`~bqrepo.errors.TransientError`
+  is raised: nothing of that chunk was stored, send the batch again later.
+* **The table's load quota** (``quotaExceeded``, 1,500 load jobs per table
+  per day): retrying within minutes cannot help, so
+  :class:`~bqrepo.errors.TransientError` is raised at once.
+
+Each job gets an explicit id, so a lost answer is not a failure: the
+client re-sends ``jobs.insert`` with the same id, BigQuery answers 409
+Already Exists because the first attempt did create the job, and the
+writer then looks the job up and waits for it instead of raising (and
+instead of the caller re-sending rows that are already stored). Chunks over
+5 MB go through a resumable upload; when the answer to its last chunk is
+lost, the client's retry finds the session closed (404), and the writer
+likewise looks its job up. Chunks
+loaded before a :class:`~bqrepo.errors.TransientError` stay loaded: sending
+the whole batch again duplicates them in the raw table, which reads
+de-duplicate on id (the back-fill instead re-writes only the missing ids).
+Other request failures (no such table, no permission) raise the client's
+exception.
 """
 
 from __future__ import annotations
@@ -20,19 +42,32 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
+import uuid
 from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from google.api_core.exceptions import GoogleAPICallError
+from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound, RetryError
+from google.api_core.retry import Retry
 from google.cloud import bigquery
 
+from bqrepo.errors import TransientError
 from bqrepo.rows import Row
 from bqrepo.table_options import TableOptions
 from bqrepo.writers.bigquery_target import BigQueryTarget
 from bqrepo.writers.result import RejectedRow, WriteResult, check_rows
 
-__all__ = ["MAX_JOB_BYTES", "MAX_PARTITIONS_PER_JOB", "BigQueryLoadWriter", "partition_key"]
+__all__ = [
+    "DEFAULT_JOB_RETRY",
+    "MAX_JOB_BYTES",
+    "MAX_PARTITIONS_PER_JOB",
+    "TRANSIENT_JOB_REASONS",
+    "BigQueryLoadWriter",
+    "partition_key",
+]
+
+log = logging.getLogger("bqrepo")
 
 #: BigQuery lets one job modify at most 4,000 partitions.
 MAX_PARTITIONS_PER_JOB = 4_000
@@ -43,6 +78,31 @@ MAX_JOB_BYTES = 1_000_000_000
 _FIRST_PARTITIONED = dt.date(1960, 1, 1)
 _LAST_PARTITIONED = dt.date(2159, 12, 31)
 UNPARTITIONED = "__UNPARTITIONED__"
+
+#: Job failures that say nothing about the rows: the same job can succeed later.
+TRANSIENT_JOB_REASONS = frozenset({"backendError", "internalError", "rateLimitExceeded", "badGateway"})
+#: The per-table load-job quota: it needs 10+ minutes, so the writer does not wait for it.
+QUOTA_EXCEEDED = "quotaExceeded"
+
+
+class _JobFailedTransiently(Exception):
+    """A load job BigQuery failed for its own reasons; it stored nothing."""
+
+    def __init__(self, job_id: str, reason: str, message: str) -> None:
+        super().__init__(f"load job {job_id} failed with {reason}: {message}")
+        self.job_id = job_id
+        self.reason = reason
+        self.message = message
+
+
+def _retry_job(exc: BaseException) -> bool:
+    """Run the job again for BigQuery's transient failures, not for a used-up quota."""
+    return isinstance(exc, _JobFailedTransiently) and exc.reason != QUOTA_EXCEEDED
+
+
+#: How a transiently failed load job is run again: 1 s backoff doubling to
+#: 60 s, for up to 10 minutes (what BigQuery's own guidance asks for).
+DEFAULT_JOB_RETRY = Retry(predicate=_retry_job, initial=1.0, maximum=60.0, multiplier=2.0, timeout=600.0)
 
 
 def partition_key(value: dt.date | dt.datetime | None, granularity: str) -> Hashable:
@@ -66,7 +126,12 @@ def partition_key(value: dt.date | dt.datetime | None, granularity: str) -> Hash
 
 
 class BigQueryLoadWriter:
-    """Appends rows with NDJSON load jobs, chunked by partitions and bytes."""
+    """Appends rows with NDJSON load jobs, chunked by partitions and bytes.
+
+    ``job_retry`` sets how long and how often a transiently failed job is run
+    again (tests pass a short one); which failures are retried is fixed (see
+    the module docstring), whatever predicate it carries.
+    """
 
     def __init__(
         self,
@@ -75,6 +140,7 @@ class BigQueryLoadWriter:
         max_partitions_per_job: int = MAX_PARTITIONS_PER_JOB,
         max_job_bytes: int = MAX_JOB_BYTES,
         timeout: float | None = 600.0,
+        job_retry: Retry = DEFAULT_JOB_RETRY,
     ) -> None:
         if max_partitions_per_job < 1 or max_job_bytes < 1:
             raise ValueError("max_partitions_per_job and max_job_bytes must be positive")
@@ -82,6 +148,7 @@ class BigQueryLoadWriter:
         self.max_partitions_per_job = max_partitions_per_job
         self.max_job_bytes = max_job_bytes
         self.timeout = timeout
+        self.job_retry = job_retry
 
     @classmethod
     def for_bind(cls, bind: sa.Engine | sa.Connection, **options: Any) -> BigQueryLoadWriter:
@@ -133,6 +200,7 @@ class BigQueryLoadWriter:
     def _load(
         self, table_id: str, schema: list[bigquery.SchemaField], chunk: list[tuple[int, bytes]]
     ) -> WriteResult:
+        """One chunk in one job, run again under a new id while BigQuery fails it transiently."""
         data = b"".join(line for _, line in chunk)
         config = bigquery.LoadJobConfig(
             schema=schema,
@@ -140,19 +208,72 @@ class BigQueryLoadWriter:
             write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
             max_bad_records=0,
         )
-        job = self.target.client.load_table_from_file(
-            io.BytesIO(data), table_id, size=len(data), job_config=config
-        )
+        attempts: list[str] = []
+
+        def attempt() -> WriteResult:
+            job_id = f"bqrepo_load_{uuid.uuid4().hex}"
+            attempts.append(job_id)
+            return self._run_job(job_id, table_id, data, config, chunk)
+
+        try:
+            return self.job_retry.with_predicate(_retry_job)(attempt)()
+        except (_JobFailedTransiently, RetryError) as exc:
+            failure = exc.cause if isinstance(exc, RetryError) else exc
+            assert isinstance(failure, _JobFailedTransiently)
+            raise TransientError(_give_up_message(failure, table_id, len(chunk), len(attempts))) from exc
+
+    def _run_job(
+        self,
+        job_id: str,
+        table_id: str,
+        data: bytes,
+        config: bigquery.LoadJobConfig,
+        chunk: list[tuple[int, bytes]],
+    ) -> WriteResult:
+        client = self.target.client
+        try:
+            job = client.load_table_from_file(
+                io.BytesIO(data), table_id, size=len(data), job_config=config, job_id=job_id
+            )
+        except (Conflict, NotFound) as exc:
+            # The job id is fresh, so a 409 means an earlier attempt of this very
+            # request created the job and its answer was lost. A resumable upload
+            # whose last answer was lost is retried into a closed session (404 on
+            # the stand-in). Either way: if the job exists, wait for it.
+            try:
+                job = client.get_job(job_id, project=self.target.project)
+            except NotFound:
+                raise exc from None
+            log.info("load job %s: answer to its upload lost; waiting for the job", job_id)
         try:
             job.result(timeout=self.timeout)
         except GoogleAPICallError:
-            messages = "; ".join(
-                error.get("message", "") for error in (job.errors or [job.error_result or {}])
-            )
-            reason = f"load job {job.job_id} failed, none of its rows stored: {messages}"
+            error = job.error_result or {}
+            if error.get("reason") in TRANSIENT_JOB_REASONS | {QUOTA_EXCEEDED}:
+                log.warning("load job %s failed with %s, storing nothing", job_id, error.get("reason"))
+                raise _JobFailedTransiently(job_id, str(error["reason"]), str(error.get("message", ""))) from None
+            messages = "; ".join(error.get("message", "") for error in (job.errors or [error]))
+            reason = f"load job {job_id} failed, none of its rows stored: {messages}"
             rejected = [
                 RejectedRow(index=index, row=json.loads(line), reason=reason)
                 for index, line in chunk
             ]
             return WriteResult(written=0, rejected=rejected, requests=1)
         return WriteResult(written=len(chunk), requests=1)
+
+
+def _give_up_message(failure: _JobFailedTransiently, table_id: str, rows: int, attempts: int) -> str:
+    """What happened and what to do, for the :class:`TransientError` the caller sees."""
+    stored = f"none of its {rows} rows were stored"
+    if failure.reason == QUOTA_EXCEEDED:
+        return (
+            f"BigQuery refused load job {failure.job_id} into {table_id}: quotaExceeded "
+            f"({failure.message}); {stored}. The table's load-job quota (1,500 per day) or "
+            "a project quota is used up: wait at least 10 minutes, then write the batch again "
+            "(a back-fill run again resumes from this chunk)."
+        )
+    return (
+        f"BigQuery failed {attempts} load job(s) into {table_id} with {failure.reason} "
+        f"(last: {failure.job_id}: {failure.message}); {stored}. This is BigQuery's side, "
+        "not the data: write the batch again later (a back-fill run again resumes from this chunk)."
+    )
