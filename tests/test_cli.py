@@ -88,7 +88,12 @@ def test_demo_is_not_loaded_twice(demo_dir, demo_settings):
     engine = create_engine(demo_settings)
     after = EventRepository(engine).risk_trends(now - dt.timedelta(days=200), now + dt.timedelta(days=1), bucket="MONTH")
     engine.dispose()
-    assert before == after
+    # Exact but for the averages' floating-point summation order, which DuckDB's threads
+    # vary now that de-duplication runs as a real window (docs/queries.md).
+    assert [(b.bucket_start, b.max_risk, b.event_count) for b in before] == [
+        (b.bucket_start, b.max_risk, b.event_count) for b in after
+    ]
+    assert [b.avg_risk for b in after] == [pytest.approx(b.avg_risk, rel=1e-12) for b in before]
 
 
 def test_real_macro_data_is_loaded(demo_settings):
