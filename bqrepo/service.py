@@ -59,6 +59,7 @@ def insert_records(
         written = writer.write(table, [valid.row for valid in report.valid])
         original = [valid.index for valid in report.valid]
         result.written += written.written
+        result.duplicates += written.duplicates
         result.requests += written.requests
         for rejected in written.rejected:
             result.rejected.append(

@@ -88,7 +88,12 @@ def test_demo_is_not_loaded_twice(demo_dir, demo_settings):
     engine = create_engine(demo_settings)
     after = EventRepository(engine).risk_trends(now - dt.timedelta(days=200), now + dt.timedelta(days=1), bucket="MONTH")
     engine.dispose()
-    assert before == after
+    # Exact but for the averages' floating-point summation order, which DuckDB's threads
+    # vary now that de-duplication runs as a real window (docs/queries.md).
+    assert [(b.bucket_start, b.max_risk, b.event_count) for b in before] == [
+        (b.bucket_start, b.max_risk, b.event_count) for b in after
+    ]
+    assert [b.avg_risk for b in after] == [pytest.approx(b.avg_risk, rel=1e-12) for b in before]
 
 
 def test_real_macro_data_is_loaded(demo_settings):
@@ -373,8 +378,15 @@ def test_info_and_ingest_on_the_standin(bigquery_settings, tmp_path):
     assert tables["events"]["require_partition_filter"] is True
     assert tables["events"]["rows"] == 5
     assert tables["world_bank"]["partitioning"] == "date by YEAR"
+    assert data["pending_rebuilds"] == []
     recent = run("recent", "--since", "2024-03-01", "--until", "2024-03-02", "--json", cwd=tmp_path, env=env)
     assert sorted(e["id"] for e in json.loads(recent.stdout)) == [f"e{i}" for i in range(5)]
+    # Streamed: an identical line twice is sent once and said so (issue 9 part 2).
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text("\n".join(json.dumps({**GOOD_EVENT, "id": "e-twice"}) for _ in range(2)) + "\n")
+    streamed = run("ingest", "events", str(twice), "--method", "stream", cwd=tmp_path, env=env)
+    assert streamed.returncode == 0, streamed.stderr
+    assert "wrote 1 row(s)" in streamed.stdout and "(1 identical copies" in " ".join(streamed.stdout.split())
 
 
 def test_demo_falls_back_to_generated_fred_series(monkeypatch):

@@ -65,7 +65,7 @@ def ingest(
     total = count_records(file, fmt_name)
     settings = state_of(ctx).settings()
     engine = create_engine(settings)
-    written = rejected_count = 0
+    written = rejected_count = duplicates = 0
     rejected_handle = None
     finished = False
 
@@ -104,6 +104,7 @@ def ingest(
                 if report.valid:
                     result = writer.write(target, report.rows)
                     written += result.written
+                    duplicates += result.duplicates
                     for rejection in result.rejected:
                         source = good[report.valid[rejection.index].index]
                         reject(source.position, [{"field": rejection.field, "message": rejection.reason}], source.values)
@@ -117,7 +118,8 @@ def ingest(
         elif finished:
             rejected_path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
         engine.dispose()
-    console.print(f"wrote {written:,} row(s) to {table} on {settings.describe()}")
+    copies = f" ({duplicates:,} identical copies of rows in the same batch sent once)" if duplicates else ""
+    console.print(f"wrote {written:,} row(s) to {table} on {settings.describe()}{copies}")
     if rejected_count:
         err_console.print(
             f"[bold red]rejected {rejected_count:,} row(s)[/]; reasons and rows are in {rejected_path}",

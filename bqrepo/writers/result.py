@@ -1,8 +1,11 @@
 """What every writer returns, and the one-method protocol writers implement.
 
 A write never loses a row silently: every row of the batch is either counted
-in :attr:`WriteResult.written` or listed in :attr:`WriteResult.rejected`
-with its index in the batch, its data and the reason.
+in :attr:`WriteResult.written`, counted in :attr:`WriteResult.duplicates`
+(an identical copy of another row of the same batch, which the streaming
+writer sends once), or listed in :attr:`WriteResult.rejected` with its index
+in the batch, its data and the reason:
+``written + duplicates + len(rejected) == len(rows)``.
 """
 
 from __future__ import annotations
@@ -45,13 +48,18 @@ class RejectedRow:
 class WriteResult:
     """Outcome of one ``Writer.write`` call.
 
-    ``requests`` counts the round trips made (streaming requests, load jobs,
-    or statements), which shows how a batch was chunked.
+    ``written`` is the number of rows the table gained. ``duplicates``
+    counts rows of the batch identical in every column to an earlier row of
+    it: the streaming writer sends such a row once, since BigQuery would drop
+    the copy anyway (same insertId), and counts the copies here rather than
+    as written. ``requests`` counts the round trips made (streaming requests,
+    load jobs, or statements), which shows how a batch was chunked.
     """
 
     written: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
     requests: int = 0
+    duplicates: int = 0
 
     @property
     def ok(self) -> bool:
@@ -71,6 +79,7 @@ class WriteResult:
         self.written += other.written
         self.rejected.extend(other.rejected)
         self.requests += other.requests
+        self.duplicates += other.duplicates
 
 
 @runtime_checkable
