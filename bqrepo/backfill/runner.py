@@ -11,7 +11,6 @@ instrumentation.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from bqrepo.backfill.chunks import Chunk, chunks, covered, merge, next_boundary
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.backfill.reader import SourceReader
 from bqrepo.backfill.verify import VerificationReport, verify
+from bqrepo.json_encoding import report_json
 from bqrepo.rows import ROW_TYPES, Row, validate_rows
 
 __all__ = ["BackfillResult", "Progress", "run_backfill"]
@@ -71,10 +71,21 @@ class BackfillResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _rejection(chunk: Chunk, source_row: Any, problems: Sequence[tuple[str | None, str]]) -> dict[str, Any]:
+    """One rejected row's line: ``field``/``reason`` of its first problem, and all of them."""
+    return {
+        "chunk": chunk.key,
+        "source_row": source_row,
+        "field": problems[0][0],
+        "reason": problems[0][1],
+        "errors": [{"field": name, "reason": reason} for name, reason in problems],
+    }
+
+
 def _write_rejections(path: Path, table: str, rejections: list[dict[str, Any]]) -> None:
     with path.open("a", encoding="utf-8") as handle:
         for rejection in rejections:
-            handle.write(json.dumps({"table": table, **rejection}, default=str, ensure_ascii=False) + "\n")
+            handle.write(report_json({"table": table, **rejection}) + "\n")
 
 
 def _writer(destination: Engine) -> Any:
@@ -155,8 +166,8 @@ def run_backfill(
         records = reader.read(chunk)
         validation = validate_rows(row_type, records)
         rejections = [
-            {"chunk": chunk.key, "source_row": records[e.index], "field": e.field, "reason": e.message}
-            for e in validation.errors
+            _rejection(chunk, records[index], [(e.field, e.message) for e in errors])
+            for index, errors in validation.errors_by_row().items()
         ]
         rows: Sequence[Row] = validation.rows
         if any(chunk.overlaps(part) for part in earlier):
@@ -171,10 +182,7 @@ def run_backfill(
         result = writer.write(table, rows) if rows else None
         chunk_written = result.written if result else 0
         if result is not None and result.rejected:
-            rejections.extend(
-                {"chunk": chunk.key, "source_row": r.row, "field": r.field, "reason": r.reason}
-                for r in result.rejected
-            )
+            rejections.extend(_rejection(chunk, r.row, r.problems) for r in result.rejected)
         if after_write is not None:
             after_write(chunk)
         if rejections:
