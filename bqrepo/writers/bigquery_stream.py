@@ -20,12 +20,12 @@ safe because of the ids.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
+from bqrepo.json_encoding import wire_size
 from bqrepo.rows import Row
 from bqrepo.writers.bigquery_target import BigQueryTarget
 from bqrepo.writers.result import RejectedRow, WriteResult, check_rows
@@ -89,7 +89,7 @@ class BigQueryStreamWriter:
             data = row.to_bigquery_row()
             insert_id = row.id  # None only when validation was bypassed
             row_bytes = (
-                len(json.dumps(data).encode("utf-8")) + len(insert_id or "") + _ROW_ENVELOPE_BYTES
+                wire_size(data) + len(insert_id or "") + _ROW_ENVELOPE_BYTES
             )
             if row_bytes + _REQUEST_ENVELOPE_BYTES > self.max_request_bytes:
                 result.rejected.append(
