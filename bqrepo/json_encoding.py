@@ -93,17 +93,18 @@ def _reportable(value: Any) -> Any:
             else:
                 inner = ancestors | {id(item)}
                 if isinstance(item, dict):
-                    copy: dict[str, Any] | list[Any] = {}
+                    mapping: dict[str, Any] = {}
                     for key, child in item.items():
                         text = key if isinstance(key, str) else str(key)
                         clean_key = text.encode("utf-8", "backslashreplace").decode("utf-8")
-                        copy[clean_key] = None
-                        stack.append((child, copy, clean_key, depth + 1, inner))
+                        mapping[clean_key] = None
+                        stack.append((child, mapping, clean_key, depth + 1, inner))
+                    parent[slot] = mapping
                 else:
                     children = list(item)
-                    copy = [None] * len(children)
-                    stack.extend((child, copy, position, depth + 1, inner) for position, child in enumerate(children))
-                parent[slot] = copy
+                    sequence: list[Any] = [None] * len(children)
+                    stack.extend((child, sequence, position, depth + 1, inner) for position, child in enumerate(children))
+                    parent[slot] = sequence
         else:
             parent[slot] = item
     return root[0]

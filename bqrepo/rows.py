@@ -210,7 +210,8 @@ def _json_object(value: Any, handler: ValidatorFunctionWrapHandler) -> dict[str,
         raise ValueError("metadata must be a JSON object (a dict with string keys)")
     if problem := _json_problem(value, "metadata"):
         raise ValueError(problem)
-    return handler(value)
+    checked: dict[str, JsonValue] = handler(value)
+    return checked
 
 
 BQString = Annotated[str, AfterValidator(_fits_bigquery)]
