@@ -275,7 +275,9 @@ class Row(BaseModel):
         super().__pydantic_init_subclass__(**kwargs)
         table = cls.__dict__.get("__table__")
         if table is not None:
-            cls._columns = tuple((column.name, _kind(column)) for column in table.columns)
+            # str(): SQLAlchemy names are ``quoted_name``, a str subclass that
+            # pydantic-core's JSON encoder serialises about 10x slower as a key.
+            cls._columns = tuple((str(column.name), _kind(column)) for column in table.columns)
 
     @field_validator("id", mode="after", check_fields=False)
     @classmethod
