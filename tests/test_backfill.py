@@ -617,3 +617,47 @@ def test_a_chunk_is_written_in_bounded_writes_as_planned(legacy_postgres, migrat
     assert result.rows_reconciled > 0 and result.rows_written + result.rows_reconciled == total
     assert result.verification.ok, result.verification.mismatches[:3]
     assert destination_per_day(migrated_duckdb, "events") == source_per_day(server.url, "events")
+
+
+def test_rejected_rows_are_counted_once_and_written_as_strict_json(legacy_postgres, migrated_duckdb, tmp_path):
+    server, _ = legacy_postgres
+    engine = sa.create_engine(server.url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("DROP TABLE IF EXISTS hostile_event"))
+            connection.execute(
+                sa.text("CREATE TABLE hostile_event (id text, title text, risk_score double precision, mentioned_at timestamptz)")
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO hostile_event VALUES "
+                    "('g1', 'good', 1.0, '2024-03-01 10:00+00'), "
+                    "('', 'two problems', 'NaN', '2024-03-01 11:00+00'), "
+                    "('inf', 'one problem', 'Infinity', '2024-03-02 11:00+00'), "
+                    "('g2', 'good', NULL, '2024-03-02 12:00+00')"
+                )
+            )
+    finally:
+        engine.dispose()
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(
+        '[events]\nsource = "hostile_event"\nchunk = "day"\n\n[events.columns]\n'
+        'id = "id"\ntitle = "title"\nrisk_score = "risk_score"\nmentioned_at = "mentioned_at"\n'
+    )
+    result = backfill(
+        server.url, "events", settings=migrated_duckdb, mapping_file=mapping,
+        checkpoint_file=tmp_path / "cp.json", verify=False,
+    )
+    assert (result.rows_written, result.rows_rejected) == (2, 2)
+    assert result.rejected_file is not None
+    lines = [
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"not strict JSON: {name}"))
+        for line in result.rejected_file.read_text("utf-8").splitlines()
+    ]
+    assert len(lines) == 2
+    two, one = sorted(lines, key=lambda line: line["source_row"]["id"])
+    assert two["source_row"]["risk_score"] == "NaN" and one["source_row"]["risk_score"] == "Infinity"
+    assert sorted(error["field"] for error in two["errors"]) == ["id", "risk_score"]
+    assert (two["field"], two["reason"]) == (two["errors"][0]["field"], two["errors"][0]["reason"])
+    assert [error["field"] for error in one["errors"]] == ["risk_score"]
+    assert {row["id"] for row in destination_rows(migrated_duckdb, "events")} == {"g1", "g2"}

@@ -159,7 +159,9 @@ def test_query_commands_match_the_repositories(demo_settings):
     assert [t["score"] for t in got] == pytest.approx([t.score for t in trending], rel=1e-12)
 
     got = json.loads(invoke(demo_settings, "risk-trends", "--since", start.isoformat(), "--until", iso, "--json").stdout)
-    assert [(b["bucket_start"], b["event_count"]) for b in got] == [(b.bucket_start.isoformat(), b.event_count) for b in buckets]
+    assert [(dt.datetime.fromisoformat(b["bucket_start"]), b["event_count"]) for b in got] == [
+        (b.bucket_start, b.event_count) for b in buckets
+    ]
 
     got = json.loads(
         invoke(demo_settings, "recent", "--since", start.isoformat(), "--until", iso, "--event-type", "energy", "--limit", "7", "--json").stdout
@@ -308,7 +310,7 @@ def test_ingest_reads_a_byte_order_mark_and_writes_strict_json(migrated, tmp_pat
     assert invoke(migrated, "ingest", "fred_indicators", str(parquet)).exit_code == 1
     [line] = (tmp_path / "fred.rejected.jsonl").read_text().splitlines()
     entry = json.loads(line, parse_constant=lambda name: pytest.fail(f"not strict JSON: {name}"))
-    assert entry["record"]["value"] == "nan" and entry["errors"][0]["field"] == "value"
+    assert entry["record"]["value"] == "NaN" and entry["errors"][0]["field"] == "value"
 
 
 def test_ingest_csv_and_parquet(migrated, tmp_path):
@@ -354,6 +356,67 @@ def test_ingest_csv_and_parquet(migrated, tmp_path):
     not_parquet.write_text("hello")
     assert_user_error(invoke(migrated, "ingest", "fred_indicators", str(not_parquet)), "Parquet")
     assert_user_error(invoke(migrated, "ingest", "fred_indicators", str(tmp_path / "mentions.csv"), "--format", "xml"), "--format")
+
+
+def _strict_lines(path: Path) -> list[dict]:
+    return [
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"not strict JSON: {name}"))
+        for line in path.read_text("utf-8").splitlines()
+    ]
+
+
+def test_ingest_rejects_hostile_rows_one_line_each_and_writes_the_rest(migrated, tmp_path):
+    deep_text = '{"id": "deep-text", "mentioned_at": "2024-03-01T10:00:00Z", "metadata": ' + '{"a": ' * 5000 + "1" + "}" * 5001
+    lines = [
+        json.dumps(GOOD_EVENT),
+        json.dumps({**GOOD_EVENT, "id": "late", "mentioned_at": "9999-12-31T23:00:00-05:00"}),
+        json.dumps({**GOOD_EVENT, "id": "early", "mentioned_at": "0001-01-01T00:00:00+05:00"}),
+        deep_text,
+        json.dumps({**GOOD_EVENT, "id": "deep", "metadata": json.loads('{"a": ' * 300 + "1" + "}" * 300)}),
+        json.dumps({**GOOD_EVENT, "id": "huge", "metadata": {"n": 2**70}}),
+        '{"id": "bigint-text", "mentioned_at": "2024-03-01T10:00:00Z", "risk_score": ' + "9" * 5000 + "}",
+        json.dumps({**GOOD_EVENT, "id": "", "risk_score": "NaN", "title": "\ud800"}),
+        json.dumps({**GOOD_EVENT, "id": "e9"}),
+    ]
+    source = tmp_path / "events.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    result = invoke(migrated, "ingest", "events", str(source))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "wrote 2 row(s)" in result.output and "rejected 7 row(s)" in result.output
+    rejected = {entry["position"]: entry for entry in _strict_lines(tmp_path / "events.rejected.jsonl")}
+    assert sorted(rejected) == [2, 3, 4, 5, 6, 7, 8]
+    for position in (2, 3):
+        [error] = rejected[position]["errors"]
+        assert error["field"] == "mentioned_at" and "outside the timestamp range" in error["message"]
+    assert "nested too deep" in rejected[4]["errors"][0]["message"]
+    assert rejected[5]["errors"] == [{"field": "metadata", "message": rejected[5]["errors"][0]["message"]}]
+    assert "nested more than 200 levels" in rejected[5]["errors"][0]["message"]
+    assert "64-bit range" in rejected[6]["errors"][0]["message"]
+    assert "4300 digits" in rejected[7]["errors"][0]["message"]
+    assert sorted(error["field"] for error in rejected[8]["errors"]) == ["id", "risk_score", "title"]
+    assert rejected[8]["record"]["title"] == "\\ud800"  # the lone surrogate, shown as its escape
+    assert {e.id for e in _events(migrated)} == {"e1", "e9"}
+
+
+def test_a_csv_cell_that_is_not_json_names_its_field_and_keeps_the_record(migrated, tmp_path):
+    csv_file = tmp_path / "events.csv"
+    csv_file.write_text(
+        "id,title,mentioned_at,risk_score,metadata\n"
+        'c1,fine,2024-03-01T10:00:00Z,1.5,"{""a"": 1}"\n'
+        "c2,broken metadata,2024-03-01T10:00:00Z,2.5,{not json\n"
+        "c3,two problems,2024-03-01T10:00:00Z,NaN,[1\n"
+    )
+    result = invoke(migrated, "ingest", "events", str(csv_file))
+    assert result.exit_code == 1 and "wrote 1 row(s)" in result.output and "rejected 2 row(s)" in result.output
+    first, second = _strict_lines(tmp_path / "events.rejected.jsonl")
+    assert first["position"] == 3 and [e["field"] for e in first["errors"]] == ["metadata"]
+    assert "not valid JSON" in first["errors"][0]["message"]
+    assert first["record"] == {
+        "id": "c2", "title": "broken metadata", "mentioned_at": "2024-03-01T10:00:00Z",
+        "risk_score": "2.5", "metadata": "{not json",
+    }
+    assert second["position"] == 4 and [e["field"] for e in second["errors"]] == ["metadata", "risk_score"]
+    assert {e.id: e.metadata for e in _events(migrated)} == {"c1": {"a": 1}}
 
 
 @pytest.mark.bigquery

@@ -28,7 +28,6 @@ flight, and the next run resumes there, writing only the ids still missing.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -46,6 +45,7 @@ from bqrepo.backfill.mapping import TableMapping
 from bqrepo.backfill.reader import SourceReader
 from bqrepo.backfill.verify import VerificationReport, verify
 from bqrepo.errors import InvalidArgumentError, TransientError
+from bqrepo.json_encoding import report_json
 from bqrepo.rows import ROW_TYPES, Row, validate_rows
 
 __all__ = ["JOB_BUDGET", "ROWS_PER_WRITE", "BackfillResult", "Plan", "Progress", "plan_backfill", "run_backfill"]
@@ -156,10 +156,21 @@ class BackfillResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _rejection(chunk: Chunk, source_row: Any, problems: Sequence[tuple[str | None, str]]) -> dict[str, Any]:
+    """One rejected row's line: ``field``/``reason`` of its first problem, and all of them."""
+    return {
+        "chunk": chunk.key,
+        "source_row": source_row,
+        "field": problems[0][0],
+        "reason": problems[0][1],
+        "errors": [{"field": name, "reason": reason} for name, reason in problems],
+    }
+
+
 def _write_rejections(path: Path, table: str, rejections: list[dict[str, Any]]) -> None:
     with path.open("a", encoding="utf-8") as handle:
         for rejection in rejections:
-            handle.write(json.dumps({"table": table, **rejection}, default=str, ensure_ascii=False) + "\n")
+            handle.write(report_json({"table": table, **rejection}) + "\n")
 
 
 def _stopped(table: str, chunk: Chunk, why: str) -> str:
@@ -269,8 +280,8 @@ def run_backfill(
             chunk_records += len(records)
             validation = validate_rows(row_type, records)
             rejections.extend(
-                {"chunk": chunk.key, "source_row": records[e.index], "field": e.field, "reason": e.message}
-                for e in validation.errors
+                _rejection(chunk, records[index], [(e.field, e.message) for e in errors])
+                for index, errors in validation.errors_by_row().items()
             )
             rows: Sequence[Row] = [row for row in validation.rows if row.id not in present]  # type: ignore[attr-defined]
             chunk_present += len(validation.rows) - len(rows)
@@ -282,10 +293,7 @@ def run_backfill(
                 raise TransientError(_stopped(table.name, chunk, str(exc))) from exc
             writes += 1
             chunk_written += result.written
-            rejections.extend(
-                {"chunk": chunk.key, "source_row": r.row, "field": r.field, "reason": r.reason}
-                for r in result.rejected
-            )
+            rejections.extend(_rejection(chunk, r.row, r.problems) for r in result.rejected)
         if after_write is not None:
             after_write(chunk)
         if rejections:

@@ -40,6 +40,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bqrepo.json_encoding import wire_size
 from bqrepo.rows import Row
 from bqrepo.writers.bigquery_target import BigQueryTarget
 from bqrepo.writers.result import RejectedRow, WriteResult, check_rows
@@ -123,7 +124,7 @@ class BigQueryStreamWriter:
         for index, row in enumerate(rows):
             data = row.to_bigquery_row()
             row_id = insert_id(data)
-            row_bytes = len(json.dumps(data).encode("utf-8")) + len(row_id) + _ROW_ENVELOPE_BYTES  # as the client sends it
+            row_bytes = wire_size(data) + len(row_id) + _ROW_ENVELOPE_BYTES  # as the client sends it
             if row_bytes + _REQUEST_ENVELOPE_BYTES > self.max_request_bytes:
                 result.rejected.append(
                     RejectedRow(

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
 
-from bqrepo.rows import Row
+from bqrepo.rows import Row, RowError
 
 __all__ = ["RejectedRow", "WriteResult", "Writer", "check_rows"]
 
@@ -34,6 +34,12 @@ class RejectedRow:
     again can succeed. ``record`` is the validated row, the same whichever
     writer ran, ready to write again; it is None only when validation
     rejected the record.
+
+    ``problems`` lists every ``(field, reason)`` found on the row: a record
+    with three bad fields is *one* rejected row carrying three problems.
+    ``field`` and ``reason`` are those of the first problem (what a caller
+    written before ``problems`` existed reads); a rejection built with only
+    ``field`` and ``reason`` gets them as its single problem.
     """
 
     index: int
@@ -42,6 +48,23 @@ class RejectedRow:
     field: str | None = None
     retryable: bool = False
     record: Row | None = None
+    problems: tuple[tuple[str | None, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.problems:
+            object.__setattr__(self, "problems", ((self.field, self.reason),))
+
+    @classmethod
+    def from_errors(cls, row: dict[str, Any], errors: Sequence[RowError]) -> RejectedRow:
+        """One rejection for one record's validation errors (all of the same ``index``)."""
+        first = errors[0]
+        return cls(
+            index=first.index,
+            row=row,
+            reason=first.message,
+            field=first.field,
+            problems=tuple((error.field, error.message) for error in errors),
+        )
 
 
 @dataclass
@@ -52,7 +75,8 @@ class WriteResult:
     counts rows of the batch identical in every column to an earlier row of
     it: the streaming writer sends such a row once, since BigQuery would drop
     the copy anyway (same insertId), and counts the copies here rather than
-    as written. ``requests`` counts the round trips made (streaming requests,
+    as written. ``rejected`` holds one entry per rejected row (never one per problem).
+    ``requests`` counts the round trips made (streaming requests,
     load jobs, or statements), which shows how a batch was chunked.
     """
 
