@@ -52,8 +52,10 @@ from pydantic import (
 
 from bqrepo import schema
 from bqrepo.errors import BqrepoError
+from bqrepo.json_encoding import to_json_text, wire_size
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "MAX_ROW_BYTES",
     "NATURAL_KEY_NAMESPACE",
     "ROW_TYPES",
@@ -77,6 +79,15 @@ __all__ = [
 #: for the request envelope, so every valid row can be streamed on its own.
 MAX_ROW_BYTES = 8_000_000
 
+#: Deepest nesting of a JSON column (the object itself is level 1). BigQuery's
+#: JSON type allows 500 levels; pydantic-core, which validates and encodes
+#: JSON here, handles 255, and a load-job line nests ``metadata`` one level
+#: deeper than the row. 200 leaves room under both.
+MAX_JSON_DEPTH = 200
+
+# Integers a BigQuery JSON value keeps exactly: INT64 and UINT64.
+_JSON_INT_MIN, _JSON_INT_MAX = -(2**63), 2**64 - 1
+
 #: Namespace of the economic rows' uuid5 ids. Part of the stored data's
 #: contract: changing it (or the key encoding) gives every observation a new
 #: id and defeats de-duplication against rows already stored.
@@ -86,11 +97,6 @@ NATURAL_KEY_NAMESPACE = uuid.UUID("5b0f7e55-8d0c-4a53-9f0e-6f1f2b6c7a11")
 # --------------------------------------------------------------------------
 # Field types
 # --------------------------------------------------------------------------
-
-
-def _json_bytes(value: Any) -> int:
-    """Size of ``value`` as google-cloud-bigquery sends it: ASCII JSON, non-ASCII \\u-escaped."""
-    return len(json.dumps(value))
 
 
 def _fits_bigquery(value: str) -> str:
@@ -103,7 +109,7 @@ def _fits_bigquery(value: str) -> str:
             f"at position {exc.start}"
         ) from None
     # Cheap bound first: an escaped character is at most 12 bytes (a surrogate pair).
-    if 12 * len(value) > MAX_ROW_BYTES and (size := _json_bytes(value)) > MAX_ROW_BYTES:
+    if 12 * len(value) > MAX_ROW_BYTES and (size := wire_size(value)) > MAX_ROW_BYTES:
         raise ValueError(
             f"string is {size:,} bytes as JSON (non-ASCII characters travel \\u-escaped); "
             f"a row must stay under {MAX_ROW_BYTES:,} bytes to fit a BigQuery streaming request"
@@ -119,53 +125,92 @@ def _aware_utc(value: dt.datetime) -> dt.datetime:
             "datetime.now(timezone.utc) or an ISO string with an offset. "
             "bqrepo does not assume UTC"
         )
-    return value.astimezone(dt.timezone.utc)
+    try:
+        return value.astimezone(dt.timezone.utc)
+    except OverflowError:
+        # 9999-12-31T23:00-05:00 is 10000-01-01 in UTC: past Python's and BigQuery's range.
+        raise ValueError(
+            f"{value.isoformat()} is outside the timestamp range once converted to UTC "
+            "(0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z)"
+        ) from None
 
 
-def _json_path_problem(value: Any, path: str) -> str | None:
-    """The first place in ``value`` that is not plain JSON, described, or None.
+def _json_problem(value: Any, path: str) -> str | None:
+    """Why ``value`` is not a JSON value BigQuery stores and reads back unchanged, or None.
 
-    Only run when the fast check in :func:`_json_object` failed, to say where.
+    Checked: JSON types only (dict with string keys, list, str, int, float,
+    bool, None), finite numbers, valid Unicode, integers within 64 bits,
+    no reference cycles, at most :data:`MAX_JSON_DEPTH` levels. Iterative
+    (an explicit stack), so no nesting or cycle can exhaust Python's stack.
     """
-    if value is None or isinstance(value, (bool, int)):
-        return None
-    if isinstance(value, str):
-        try:
-            _fits_bigquery(value)
-        except ValueError as exc:
-            return f"{path}: {exc}"
-        return None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"{path}: {value} is not a finite number"
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"{path}: key {key!r} is not a string"
-            if problem := _json_path_problem(item, f"{path}.{key}"):
-                return problem
-        return None
-    if isinstance(value, list):
-        for position, item in enumerate(value):
-            if problem := _json_path_problem(item, f"{path}[{position}]"):
-                return problem
-        return None
-    return f"{path}: {type(value).__name__} value {value!r} is not JSON-serialisable"
+    # (value, its path, its depth, ids of the containers it is inside)
+    stack: list[tuple[Any, str, int, frozenset[int]]] = [(value, path, 1, frozenset())]
+    while stack:
+        item, where, depth, ancestors = stack.pop()
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str):
+            try:
+                _fits_bigquery(item)
+            except ValueError as exc:
+                return f"{where}: {exc}"
+        elif isinstance(item, int):
+            if not _JSON_INT_MIN <= item <= _JSON_INT_MAX:
+                # bit_length, not str(): Python refuses str() of an int over 4,300 digits
+                return (
+                    f"{where}: integer of {item.bit_length()} bits is outside BigQuery JSON's "
+                    "64-bit range (-2**63 to 2**64-1); send it as a string"
+                )
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return f"{where}: {item} is not a finite number"
+        elif isinstance(item, (dict, list)):
+            if id(item) in ancestors:
+                return f"{where}: refers to a container it is inside (a reference cycle); JSON cannot represent it"
+            if depth > MAX_JSON_DEPTH:
+                return (
+                    f"{path}: nested more than {MAX_JSON_DEPTH} levels deep; bqrepo accepts at most "
+                    f"{MAX_JSON_DEPTH} (BigQuery's JSON type allows 500)"
+                )
+            inner = ancestors | {id(item)}
+            if isinstance(item, dict):
+                children = []
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        return f"{where}: key {key!r} is not a string"
+                    try:
+                        _fits_bigquery(key)
+                    except ValueError as exc:
+                        return f"{where}: key {key!r}: {exc}"
+                    children.append((child, f"{where}.{key}", depth + 1, inner))
+            else:
+                children = [
+                    (child, f"{where}[{position}]", depth + 1, inner) for position, child in enumerate(item)
+                ]
+            stack.extend(reversed(children))  # report the first problem in document order
+        else:
+            return f"{where}: {type(item).__name__} value {_short_repr(item)} is not JSON-serialisable"
+    return None
+
+
+def _short_repr(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def _json_object(value: Any, handler: ValidatorFunctionWrapHandler) -> dict[str, JsonValue]:
     """Accept a JSON object of JSON values only, with finite numbers and valid Unicode.
 
-    The fast path is pydantic's ``JsonValue`` check plus one strict encode;
-    only when that fails is the value walked to name the offending path.
+    :func:`_json_problem` runs first: it names the offending path, and it
+    stops cycles and deep nesting before pydantic's own recursive check
+    (which would raise ``RecursionError`` or a nameless error for them).
+    The handler then makes the row's own copy.
     """
-    try:
-        checked = handler(value)
-        json.dumps(checked, allow_nan=False, ensure_ascii=False).encode("utf-8")
-    except (ValueError, UnicodeEncodeError, RecursionError):
-        problem = _json_path_problem(value, "metadata") if isinstance(value, dict) else None
-        raise ValueError(
-            problem or "metadata must be a JSON object (a dict with string keys)"
-        ) from None
+    if not isinstance(value, dict):
+        raise ValueError("metadata must be a JSON object (a dict with string keys)")
+    if problem := _json_problem(value, "metadata"):
+        raise ValueError(problem)
+    checked: dict[str, JsonValue] = handler(value)
     return checked
 
 
@@ -189,6 +234,9 @@ def natural_id(table: str, *key: str | dt.date | None) -> str:
     id does not depend on Python's ``str()``.
     """
     parts = [table, *(part.isoformat() if isinstance(part, dt.date) else part for part in key)]
+    # Not bqrepo.json_encoding: this text is hashed into stored ids, so its
+    # exact bytes are frozen (pinned by a test) and must never follow a change
+    # in the output encoding.
     canonical = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
     return str(uuid.uuid5(NATURAL_KEY_NAMESPACE, canonical))
 
@@ -227,7 +275,9 @@ class Row(BaseModel):
         super().__pydantic_init_subclass__(**kwargs)
         table = cls.__dict__.get("__table__")
         if table is not None:
-            cls._columns = tuple((column.name, _kind(column)) for column in table.columns)
+            # str(): SQLAlchemy names are ``quoted_name``, a str subclass that
+            # pydantic-core's JSON encoder serialises about 10x slower as a key.
+            cls._columns = tuple((str(column.name), _kind(column)) for column in table.columns)
 
     @field_validator("id", mode="after", check_fields=False)
     @classmethod
@@ -256,12 +306,12 @@ class Row(BaseModel):
             if isinstance(value, str):
                 approx += 12 * len(value)
             elif kind == _JSON and value is not None:
-                approx += 2 * _json_bytes(value)
+                approx += 2 * wire_size(value)
             else:
                 approx += 40
         if approx <= MAX_ROW_BYTES:
             return self
-        size = _json_bytes(self.to_bigquery_row())
+        size = wire_size(self.to_bigquery_row())
         if size > MAX_ROW_BYTES:
             raise ValueError(
                 f"row is {size:,} bytes as JSON; BigQuery rows must stay under "
@@ -290,7 +340,7 @@ class Row(BaseModel):
             elif kind == _TEMPORAL:
                 out[name] = value.isoformat()
             else:
-                out[name] = value if for_load_job else json.dumps(value, ensure_ascii=False)
+                out[name] = value if for_load_job else to_json_text(value)
         return out
 
 
@@ -472,6 +522,17 @@ class ValidationReport:
     def rows(self) -> list[Row]:
         """The valid rows, in input order (ready for a writer)."""
         return [valid.row for valid in self.valid]
+
+    def errors_by_row(self) -> dict[int, list[RowError]]:
+        """Every problem grouped by record index, records in input order.
+
+        A record with two bad fields has two :class:`RowError` entries but is
+        one rejected record: count and report rejections from this.
+        """
+        grouped: dict[int, list[RowError]] = {}
+        for error in self.errors:
+            grouped.setdefault(error.index, []).append(error)
+        return dict(sorted(grouped.items()))
 
     def raise_for_errors(self) -> None:
         """Raise :class:`RowValidationError` when any record was invalid."""

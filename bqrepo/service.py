@@ -49,16 +49,13 @@ def insert_records(
     batch = list(records)
     report = validate_rows(row_type, batch)
     result = WriteResult()
-    for error in report.errors:
-        result.rejected.append(
-            RejectedRow(
-                index=error.index, row=_as_dict(batch[error.index]), reason=error.message, field=error.field
-            )
-        )
+    for index, errors in report.errors_by_row().items():
+        result.rejected.append(RejectedRow.from_errors(_as_dict(batch[index]), errors))
     if report.valid:
         written = writer.write(table, [valid.row for valid in report.valid])
         original = [valid.index for valid in report.valid]
         result.written += written.written
+        result.duplicates += written.duplicates
         result.requests += written.requests
         for rejected in written.rejected:
             result.rejected.append(
@@ -69,6 +66,7 @@ def insert_records(
                     field=rejected.field,
                     retryable=rejected.retryable,
                     record=rejected.record,
+                    problems=rejected.problems,
                 )
             )
     result.rejected.sort(key=lambda r: r.index)

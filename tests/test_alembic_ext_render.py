@@ -19,6 +19,7 @@ from alembic.operations import Operations, ops
 from google.cloud.bigquery import PartitionRange, RangePartitioning, TimePartitioning
 from mako.template import Template
 
+from bqrepo import schema
 from bqrepo.alembic_ext import (
     BigQueryImpl,
     ChangePartitioningOp,
@@ -134,11 +135,11 @@ def test_struct_columns_render_with_their_import() -> None:
     assert rebuilt.get_col_spec() == struct.get_col_spec()
 
 
-def offline(*calls) -> str:
+def offline(*calls, metadata: sa.MetaData | None = None) -> str:
     buffer = io.StringIO()
     context = MigrationContext.configure(
         dialect_name="bigquery",
-        opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True},
+        opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True, "target_metadata": metadata},
     )
     context.dialect.project_id, context.dialect.dataset_id = "my-project", "analytics"
     operations = Operations(context)
@@ -266,21 +267,56 @@ def test_offline_set_table_options_is_ddl() -> None:
 
 
 def test_offline_api_only_operations_say_so() -> None:
-    sql = offline(
-        lambda op: op.set_clustering("events", ["severity", "event_type"]),
-        lambda op: op.change_partitioning("fred_indicators", TimePartitioning(field="date", type_="YEAR")),
-    )
+    sql = offline(lambda op: op.set_clustering("events", ["severity", "event_type"]))
     assert sql == (
         "-- bqrepo: set_clustering('events', ['severity', 'event_type']) needs the BigQuery API: "
         "no DDL statement changes clustering.\n"
         "-- Run this revision online (alembic upgrade without --sql), or run:\n"
         "--   bq update --clustering_fields=severity,event_type my-project:analytics.events\n\n"
-        "-- bqrepo: change_partitioning('fred_indicators', TimePartitioning(field='date', "
-        "type_='YEAR')) needs the BigQuery API and the\n"
-        "-- data: it copies the table in verified chunks of at most 4000 partitions. "
-        "No SQL is printed for it.\n"
-        "-- Run this revision online (alembic upgrade without --sql).\n\n"
     )
+
+
+def test_offline_change_partitioning_is_ddl_or_refused() -> None:
+    """Issue 9 part 6: never a comment followed by ``UPDATE alembic_version`` alone."""
+    yearly = TimePartitioning(field="date", type_="YEAR")
+    with pytest.raises(SchemaError, match=r"offline \(--sql\): change_partitioning\('fred_indicators'.*target metadata"):
+        offline(lambda op: op.change_partitioning("fred_indicators", yearly))
+    with pytest.raises(SchemaError, match="cannot drop partitioning"):
+        offline(lambda op: op.change_partitioning("fred_indicators", None), metadata=schema.metadata)
+    hourly = TimePartitioning(field="mentioned_at", type_="HOUR")
+    sql = offline(
+        lambda op: op.change_partitioning("fred_indicators", yearly, existing=TimePartitioning(field="date", type_="MONTH")),
+        lambda op: op.change_partitioning("events", hourly, require_partition_filter=True),
+        metadata=schema.metadata,
+    )
+    statements = [
+        "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
+        for statement in sql.split(";")
+    ]
+    statements = [statement for statement in statements if statement]
+    assert statements == [
+        "ALTER TABLE `fred_indicators` SET OPTIONS(require_partition_filter=false)",
+        "CREATE TABLE `fred_indicators__bqrepo_repartition` LIKE `fred_indicators` PARTITION BY DATE_TRUNC(`date`, YEAR) "
+        "CLUSTER BY `series_id` OPTIONS(require_partition_filter=false, partition_expiration_days=NULL)",
+        "INSERT INTO `fred_indicators__bqrepo_repartition` SELECT * FROM `fred_indicators`",
+        "DROP TABLE `fred_indicators`",
+        "CREATE TABLE `fred_indicators` LIKE `fred_indicators__bqrepo_repartition` PARTITION BY DATE_TRUNC(`date`, YEAR) "
+        "CLUSTER BY `series_id` OPTIONS(require_partition_filter=false, partition_expiration_days=NULL)",
+        "INSERT INTO `fred_indicators` SELECT * FROM `fred_indicators__bqrepo_repartition`",
+        "DROP TABLE `fred_indicators__bqrepo_repartition`",
+        "ALTER TABLE `events` SET OPTIONS(require_partition_filter=false)",
+        "CREATE TABLE `events__bqrepo_repartition` LIKE `events` PARTITION BY TIMESTAMP_TRUNC(`mentioned_at`, HOUR) "
+        "CLUSTER BY `event_type`, `source_name` OPTIONS(require_partition_filter=false, partition_expiration_days=NULL)",
+        "INSERT INTO `events__bqrepo_repartition` SELECT * FROM `events`",
+        "DROP TABLE `events`",
+        "CREATE TABLE `events` LIKE `events__bqrepo_repartition` PARTITION BY TIMESTAMP_TRUNC(`mentioned_at`, HOUR) "
+        "CLUSTER BY `event_type`, `source_name` OPTIONS(require_partition_filter=true, partition_expiration_days=NULL)",
+        "INSERT INTO `events` SELECT * FROM `events__bqrepo_repartition`",
+        "DROP TABLE `events__bqrepo_repartition`",
+    ]
+    for statement in statements:
+        sqlglot.parse_one(statement, read="bigquery")
+    assert "neither chunked nor verified" in sql and "more than 4,000 partitions by HOUR" in sql
 
 
 def test_offline_columns_are_rerunnable_and_never_required() -> None:

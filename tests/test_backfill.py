@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def test_backfill_into_duckdb_is_exact_and_verified(legacy_postgres, migrated_du
     expected = source_per_day(server.url, table)
     assert destination_per_day(migrated_duckdb, table) == expected
     assert result.rows_written == sum(expected.values()) and result.rows_rejected == 0
-    assert result.chunks_written == result.chunks_total > 1
+    assert result.chunks_written == result.chunks_total >= 1  # the sample's 30 days of events are one monthly chunk
     rows = destination_rows(migrated_duckdb, table)
     assert len({row["id"] for row in rows}) == len(rows)
 
@@ -125,7 +126,7 @@ def test_since_until_limit_the_range(legacy_postgres, migrated_duckdb, tmp_path)
         until=dt.date(2024, 3, 8),
         checkpoint_file=tmp_path / "cp.json",
     )
-    assert result.chunks_total == 3 and result.verification.ok
+    assert result.chunks_total == 1 and result.verification.ok  # the month chunk, clipped to the three days
     per_day = destination_per_day(migrated_duckdb, "events")
     assert set(per_day) == {dt.date(2024, 3, 5), dt.date(2024, 3, 6), dt.date(2024, 3, 7)}
     expected = source_per_day(server.url, "events")
@@ -154,11 +155,13 @@ def test_crash_between_write_and_checkpoint_resumes_exactly(legacy_postgres, mig
     checkpoint = tmp_path / "cp.json"
     seen: list = []
     with pytest.raises(Crash):
-        backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=checkpoint, after_write=crash_on(6, seen))
+        backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=checkpoint, after_write=crash_on(6, seen),
+                 mapping_file=_by_day(tmp_path, "events"))
     state = json.loads(checkpoint.read_text())
     assert len(state["completed"]) == 5 and state["in_flight"] == [seen[5].key]
 
-    result = backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=checkpoint)
+    result = backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=checkpoint,
+                      mapping_file=_by_day(tmp_path, "events"))
     assert result.chunks_skipped == 5 and result.rows_reconciled > 0
     assert result.verification.ok
     assert destination_per_day(migrated_duckdb, "events") == source_per_day(server.url, "events")
@@ -183,8 +186,8 @@ def test_sigkill_midway_then_resume_is_exact(legacy_postgres, migrated_duckdb, t
     checkpoint = tmp_path / "cp.json"
     env = {**os.environ, "BQREPO_DUCKDB_PATH": migrated_duckdb.duckdb_path}
     env.pop("BQREPO_URL", None)
-    command = [BQREPO, "backfill", "--from", server.url, "--table", "entity_mentions",
-               "--checkpoint", str(checkpoint), "--pause", "0.2"]
+    command = [BQREPO, "backfill", "--from", server.url, "--table", "entity_mentions", "--checkpoint", str(checkpoint),
+               "--mapping", str(_by_day(tmp_path, "entity_mentions")), "--pause", "0.2"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
     deadline = time.monotonic() + 60
     completed = 0
@@ -261,6 +264,7 @@ def test_cli_reports_mismatch_and_never_prints_the_password(legacy_postgres, mig
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "OK" in first.stdout and "rows/s" in first.stderr
+    assert "load job(s)/write(s)" in first.stderr and "plan:" in first.stderr  # the plan, before writing
     assert server.password not in first.stdout + first.stderr
     assert "***" in first.stderr
 
@@ -300,14 +304,29 @@ def test_unreachable_source_is_a_clear_error(migrated_duckdb, tmp_path):
 
 
 def _events_by_month(tmp_path: Path) -> Path:
-    """The default mapping with events read and written a month at a time (DAY partitions)."""
+    """A mapping with events read and written a month at a time (DAY partitions): the default's."""
     from importlib import resources
 
     text = resources.files("bqrepo.backfill").joinpath("default_mapping.toml").read_text("utf-8")
-    monthly = text.replace('[events]\nsource = "core_event"\nchunk = "day"', '[events]\nsource = "core_event"\nchunk = "month"')
-    assert monthly != text
+    assert load_mapping()["events"].chunk == "month"
     path = tmp_path / "events-by-month.toml"
-    path.write_text(monthly)
+    path.write_text(text)
+    return path
+
+
+def _by_day(tmp_path: Path, table: str) -> Path:
+    """The default mapping with ``table`` (events or entity_mentions) chunked by day, the finest allowed.
+
+    The resume tests want many small chunks of the sample's 30 days.
+    """
+    from importlib import resources
+
+    text = resources.files("bqrepo.backfill").joinpath("default_mapping.toml").read_text("utf-8")
+    source = SOURCE[table][0]
+    daily = re.sub(rf'(source = "{source}"\n(?:#.*\n)*)chunk = "month"', r'\1chunk = "day"', text)
+    assert daily != text
+    path = tmp_path / f"{table}-by-day.toml"
+    path.write_text(daily)
     return path
 
 
@@ -326,7 +345,7 @@ def _assert_exact(url: str, settings: Settings, table: str, until: dt.date | Non
         ("un_comtrade", False, [dt.date(2021, 6, 15), None]),
         # A daily table read by month: --until mid-month.
         ("events", True, [dt.date(2024, 3, 15), dt.date(2024, 3, 20), None]),
-        # The default daily chunks: no clipping, the plain case.
+        # Daily chunks: no clipping, the plain case.
         ("entity_mentions", False, [dt.date(2024, 3, 15), None]),
     ],
 )
@@ -334,7 +353,7 @@ def test_moving_until_later_writes_each_row_once(legacy_postgres, migrated_duckd
     """Review 5, item 4: a later run with another --until re-plans the clipped edge chunk under a
     new key; it must be reconciled (only missing ids written), never rewritten."""
     server, _ = legacy_postgres
-    mapping = _events_by_month(tmp_path) if by_month else None
+    mapping = _events_by_month(tmp_path) if by_month else _by_day(tmp_path, "entity_mentions") if table == "entity_mentions" else None
     checkpoint = tmp_path / "cp.json"
     written = 0
     for until in untils:
@@ -532,10 +551,12 @@ def test_backfill_into_the_standin(legacy_postgres, bigquery_settings, tmp_path,
     migrate.upgrade(bigquery_settings)
     since, until = (dt.date(2024, 3, 1), dt.date(2024, 3, 8)) if table == "events" else (dt.date(1990, 1, 1), dt.date(1995, 1, 1))
     checkpoint = tmp_path / "cp.json"
+    mapping = _by_day(tmp_path, "events") if table == "events" else None  # seven chunks, not one
     with pytest.raises(Crash):
         backfill(server.url, table, settings=bigquery_settings, since=since, until=until,
-                 checkpoint_file=checkpoint, after_write=crash_on(3))
-    result = backfill(server.url, table, settings=bigquery_settings, since=since, until=until, checkpoint_file=checkpoint)
+                 checkpoint_file=checkpoint, after_write=crash_on(3), mapping_file=mapping)
+    result = backfill(server.url, table, settings=bigquery_settings, since=since, until=until, checkpoint_file=checkpoint,
+                      mapping_file=mapping)
     assert result.rows_reconciled > 0
     assert result.verification.ok, result.verification.mismatches
     expected = {d: n for d, n in source_per_day(server.url, table).items() if since <= d < until}
@@ -558,3 +579,85 @@ def test_moving_until_on_the_standin(legacy_postgres, bigquery_settings, tmp_pat
     expected = {d: n for d, n in source_per_day(server.url, "fred_indicators").items() if since <= d < dt.date(1995, 1, 1)}
     assert destination_per_day(bigquery_settings, "fred_indicators") == expected
     assert sum(written) == sum(expected.values()) and written[2] == 0
+
+
+# --- issue 9 part 4: within BigQuery's load-job quota ------------------------------------
+
+
+@pytest.mark.parametrize("table", list(SOURCE))
+def test_a_six_year_backfill_plans_under_100_load_jobs(legacy_postgres, tmp_path, table):
+    """BigQuery allows 1,500 load jobs per table per day; daily chunks made six years 2,192 jobs."""
+    from bqrepo.backfill import Checkpoint
+    from bqrepo.backfill.reader import SourceReader, source_engine
+    from bqrepo.backfill.runner import plan_backfill
+
+    server, _ = legacy_postgres
+    mapping = load_mapping()[table]
+    checkpoint = Checkpoint.open(tmp_path / "cp.json", table=table, source="s", destination="d", timestamp=mapping.timestamp)
+    engine = source_engine(server.url)
+    try:
+        plan = plan_backfill(SourceReader(engine, mapping), mapping, checkpoint, dt.date(2019, 1, 1), dt.date(2025, 1, 1))
+    finally:
+        engine.dispose()
+    # Each chunk is at most one job while it holds under rows_per_write rows; the sample's chunks do.
+    assert len(plan.chunks) < 100 and plan.writes <= len(plan.chunks)
+    assert sum(plan.rows) == sum(n for d, n in source_per_day(server.url, table).items() if dt.date(2019, 1, 1) <= d < dt.date(2025, 1, 1))
+
+
+def test_a_chunk_is_written_in_bounded_writes_as_planned(legacy_postgres, migrated_duckdb, tmp_path):
+    """Memory holds rows_per_write rows: a month of events takes several writes, exactly as planned."""
+    server, _ = legacy_postgres
+    checkpoint = tmp_path / "cp.json"
+    with pytest.raises(Crash):
+        backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=checkpoint, rows_per_write=2_000,
+                 after_write=crash_on(1))
+    result = backfill(server.url, "events", settings=migrated_duckdb, checkpoint_file=checkpoint, rows_per_write=2_000)
+    total = sum(source_per_day(server.url, "events").values())
+    assert result.writes_planned >= -(-total // 2_000) and result.writes <= result.writes_planned
+    assert result.rows_reconciled > 0 and result.rows_written + result.rows_reconciled == total
+    assert result.verification.ok, result.verification.mismatches[:3]
+    assert destination_per_day(migrated_duckdb, "events") == source_per_day(server.url, "events")
+
+
+def test_rejected_rows_are_counted_once_and_written_as_strict_json(legacy_postgres, migrated_duckdb, tmp_path):
+    server, _ = legacy_postgres
+    engine = sa.create_engine(server.url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("DROP TABLE IF EXISTS hostile_event"))
+            connection.execute(
+                sa.text("CREATE TABLE hostile_event (id text, title text, risk_score double precision, mentioned_at timestamptz)")
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO hostile_event VALUES "
+                    "('g1', 'good', 1.0, '2024-03-01 10:00+00'), "
+                    "('', 'two problems', 'NaN', '2024-03-01 11:00+00'), "
+                    "('inf', 'one problem', 'Infinity', '2024-03-02 11:00+00'), "
+                    "('g2', 'good', NULL, '2024-03-02 12:00+00')"
+                )
+            )
+    finally:
+        engine.dispose()
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(
+        '[events]\nsource = "hostile_event"\nchunk = "day"\n\n[events.columns]\n'
+        'id = "id"\ntitle = "title"\nrisk_score = "risk_score"\nmentioned_at = "mentioned_at"\n'
+    )
+    result = backfill(
+        server.url, "events", settings=migrated_duckdb, mapping_file=mapping,
+        checkpoint_file=tmp_path / "cp.json", verify=False,
+    )
+    assert (result.rows_written, result.rows_rejected) == (2, 2)
+    assert result.rejected_file is not None
+    lines = [
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"not strict JSON: {name}"))
+        for line in result.rejected_file.read_text("utf-8").splitlines()
+    ]
+    assert len(lines) == 2
+    two, one = sorted(lines, key=lambda line: line["source_row"]["id"])
+    assert two["source_row"]["risk_score"] == "NaN" and one["source_row"]["risk_score"] == "Infinity"
+    assert sorted(error["field"] for error in two["errors"]) == ["id", "risk_score"]
+    assert (two["field"], two["reason"]) == (two["errors"][0]["field"], two["errors"][0]["reason"])
+    assert [error["field"] for error in one["errors"]] == ["risk_score"]
+    assert {row["id"] for row in destination_rows(migrated_duckdb, "events")} == {"g1", "g2"}

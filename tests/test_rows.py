@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from bqrepo import schema
 from bqrepo.rows import (
+    MAX_JSON_DEPTH,
     MAX_ROW_BYTES,
     ROW_TYPES,
     ComtradeObservation,
@@ -265,6 +266,75 @@ def test_metadata_keys_must_be_strings() -> None:
 
 def test_metadata_must_be_an_object() -> None:
     assert "metadata" in errors_of(EventRow, {"mentioned_at": T0, "metadata": [1, 2]})
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    """A metadata object ``levels`` deep (the object itself is level 1)."""
+    root: dict[str, Any] = {}
+    inner = root
+    for _ in range(levels - 1):
+        inner["a"] = {}
+        inner = inner["a"]
+    return root
+
+
+def _cyclic() -> dict[str, Any]:
+    cycle: dict[str, Any] = {"ok": 1, "list": []}
+    cycle["list"].append(cycle)
+    return cycle
+
+
+@pytest.mark.parametrize(
+    ("metadata", "where"),
+    [
+        (_cyclic(), "metadata.list[0]: refers to a container it is inside"),
+        (_nested(5_000), "metadata: nested more than 200 levels deep"),
+        (_nested(MAX_JSON_DEPTH + 1), "metadata: nested more than 200 levels deep"),
+        ({"n": 2**64}, "metadata.n: integer of 65 bits is outside BigQuery JSON's 64-bit range"),
+        ({"n": -(2**63) - 1}, "metadata.n: integer of 64 bits is outside"),
+        ({"n": 10**5000}, "metadata.n: integer of 16610 bits"),
+        ({"k\ud800": 1}, "metadata: key 'k\\ud800': string is not valid Unicode"),
+    ],
+    ids=["cycle", "5000-deep", "201-deep", "2**64", "-2**63-1", "10**5000", "surrogate-key"],
+)
+def test_hostile_metadata_is_a_row_error_not_a_crash(metadata: Any, where: str) -> None:
+    errors = errors_of(EventRow, {"mentioned_at": T0, "metadata": metadata})
+    assert list(errors) == ["metadata"]
+    assert errors["metadata"].startswith(where), errors["metadata"]
+
+
+def test_metadata_at_the_depth_and_integer_limits_is_kept() -> None:
+    deepest = _nested(MAX_JSON_DEPTH)
+    row = EventRow(mentioned_at=T0, metadata={"deep": deepest["a"], "lo": -(2**63), "hi": 2**64 - 1})
+    assert row.metadata == {"deep": deepest["a"], "lo": -(2**63), "hi": 2**64 - 1}
+    assert json.loads(row.to_bigquery_row()["metadata"])["hi"] == 2**64 - 1
+    shared = [1]  # the same list twice is not a cycle
+    assert EventRow(mentioned_at=T0, metadata={"a": shared, "b": shared}).metadata == {"a": [1], "b": [1]}
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value"),
+    [
+        ("events", "mentioned_at", "9999-12-31T23:00:00-05:00"),
+        ("events", "created_at", "0001-01-01T00:00:00+05:00"),
+        ("entity_mentions", "mentioned_at", dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-5)))),
+        ("fred_indicators", "ingested_at", "0001-01-01T00:00:00+05:00"),
+    ],
+)
+def test_a_timestamp_that_overflows_in_utc_is_a_row_error(table: str, column: str, value: Any) -> None:
+    errors = errors_of(ROW_TYPES[table], {**MINIMAL[table], column: value})
+    assert list(errors) == [column]
+    assert "outside the timestamp range once converted to UTC" in errors[column]
+
+
+def test_errors_by_row_groups_every_problem_of_a_record() -> None:
+    report = validate_rows(
+        EventRow,
+        [{"mentioned_at": "x", "risk_score": "nan"}, {"mentioned_at": T0}, {"id": "", "mentioned_at": T0}],
+    )
+    grouped = report.errors_by_row()
+    assert list(grouped) == [0, 2]
+    assert sorted(error.field for error in grouped[0]) == ["mentioned_at", "risk_score"]
 
 
 # --- ids --------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from bqrepo.backfill.reader import legacy_source_key
 from bqrepo.cli import app
 from bqrepo.redact import display_host, redact_text, redact_url
 from bqrepo.settings import ConfigurationError, Settings
+from test_backfill import _by_day
 
 BQREPO = str(Path(sys.executable).with_name("bqrepo"))
 ROLE = "reader"
@@ -189,15 +190,17 @@ def _crash_on(n: int) -> Any:
 def test_a_changed_password_resumes_the_same_back_fill(reader: Any, migrated: Settings, tmp_path: Path) -> None:
     checkpoint = tmp_path / "cp.json"
     first = f"postgresql://{ROLE}:{HEAD}@{TAIL}@{_where(reader)}"
+    daily = _by_day(tmp_path, "events")  # the sample's 30 days in many chunks
     try:
         with pytest.raises(Crash):
-            backfill(first, "events", settings=migrated, checkpoint_file=checkpoint, after_write=_crash_on(3))
+            backfill(first, "events", settings=migrated, checkpoint_file=checkpoint, after_write=_crash_on(3),
+                     mapping_file=daily)
         done_before = len(json.loads(checkpoint.read_text())["completed"])
         assert done_before == 2
         _set_password(reader, OTHER)
         # another password, and in the query string instead of the authority: the same back-fill
         result = backfill(f"postgresql://{ROLE}@{_where(reader)}?password={OTHER}", "events", settings=migrated,
-                          checkpoint_file=checkpoint)
+                          checkpoint_file=checkpoint, mapping_file=daily)
     finally:
         _set_password(reader, f"{HEAD}@{TAIL}")
     assert result.chunks_skipped == done_before and result.verification is not None and result.verification.ok
@@ -255,7 +258,8 @@ def test_since_after_the_newest_row_names_no_until(legacy_postgres: Any, migrate
 def test_ctrl_c_says_it_was_interrupted_and_how_to_resume(legacy_postgres: Any, migrated: Settings, tmp_path: Path) -> None:
     server, _ = legacy_postgres
     checkpoint = tmp_path / f"{uuid.uuid4().hex[:6]}.json"
-    command = [BQREPO, "backfill", "--from", server.url, "--table", "entity_mentions", "--checkpoint", str(checkpoint)]
+    command = [BQREPO, "backfill", "--from", server.url, "--table", "entity_mentions", "--checkpoint", str(checkpoint),
+               "--mapping", str(_by_day(tmp_path, "entity_mentions"))]
     process = subprocess.Popen([*command, "--pause", "0.2"], env=_env(migrated), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     deadline = time.monotonic() + 60

@@ -166,3 +166,49 @@ def test_rejections_from_validation_and_from_the_writer_keep_their_batch_index(
         assert result.rejected[1].record is unchecked
     finally:
         engine.dispose()
+
+
+def test_hostile_records_are_rejected_one_entry_per_row_and_the_rest_is_written(
+    duckdb_settings: Settings,
+) -> None:
+    migrate.upgrade(duckdb_settings)
+    service = TimeSeriesService.from_settings(duckdb_settings)
+    cycle: dict[str, Any] = {}
+    cycle["self"] = cycle
+    deep: dict[str, Any] = {}
+    inner = deep
+    for _ in range(5_000):
+        inner["a"] = {}
+        inner = inner["a"]
+    result = service.insert_events(
+        [
+            {"id": "good-1", "mentioned_at": NOW},
+            {"id": "late", "mentioned_at": "9999-12-31T23:00:00-05:00"},
+            {"id": "early", "mentioned_at": "0001-01-01T00:00:00+05:00"},
+            {"id": "cycle", "mentioned_at": NOW, "metadata": cycle},
+            {"id": "deep", "mentioned_at": NOW, "metadata": deep},
+            {"id": "", "mentioned_at": NOW, "risk_score": float("nan"), "title": "\ud800"},
+            {"id": "good-2", "mentioned_at": NOW},
+        ]
+    )
+    assert result.written == 2
+    assert [r.index for r in result.rejected] == [1, 2, 3, 4, 5]
+    three = result.rejected[-1]
+    assert sorted(field for field, _ in three.problems) == ["id", "risk_score", "title"]
+    assert (three.field, three.reason) == three.problems[0]
+    assert [(r.field, len(r.problems)) for r in result.rejected[:4]] == [
+        ("mentioned_at", 1), ("mentioned_at", 1), ("metadata", 1), ("metadata", 1)
+    ]
+    stored = service.get_recent_events(NOW - timedelta(days=1), NOW + timedelta(seconds=1))
+    assert {e.id for e in stored} == {"good-1", "good-2"}
+    mentions = service.insert_entity_mentions(
+        [{"entity_id": "x", "mentioned_at": "0001-01-01T00:00:00+05:00"}, {"entity_id": "y", "mentioned_at": NOW}]
+    )
+    assert mentions.written == 1 and [(r.index, r.field) for r in mentions.rejected] == [(0, "mentioned_at")]
+
+
+def test_a_rejection_built_the_old_way_has_its_one_problem() -> None:
+    from bqrepo.writers import RejectedRow
+
+    old_style = RejectedRow(index=3, row={}, reason="too big", field="title")
+    assert old_style.problems == (("title", "too big"),)

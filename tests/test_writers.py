@@ -42,7 +42,9 @@ from bqrepo.writers import (
     WriteResult,
     writer_for,
 )
+from bqrepo.repositories import EventRepository, FredRepository
 from bqrepo.writers.bigquery_load import UNPARTITIONED, partition_key
+from bqrepo.writers.bigquery_stream import insert_id
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2024, 3, 1, tzinfo=UTC)
@@ -412,6 +414,89 @@ def test_streaming_sends_ids_as_insert_ids(bigquery_engine: sa.Engine) -> None:
         writer.write(schema.entity_mentions, batch).written == 8
     )  # accepted, dropped as duplicates
     assert read_back(bigquery_engine, schema.entity_mentions, batch) == expected(batch)
+
+
+def revisions() -> dict[sa.Table, tuple[Row, Row]]:
+    """For each table, a row and its revision: the same id, a newer version."""
+    event, mention = events(1, seed=12)[0], mentions(1, seed=13)[0]
+    fred_first, comtrade_first, world_bank_first = fred(2001, 2001)[0], comtrade(1)[0], world_bank(1)[0]
+    later = dt.timedelta(days=1)
+    return {
+        schema.events: (event, event.model_copy(update={"risk_score": 0.99, "created_at": event.created_at + later})),
+        schema.entity_mentions: (mention, mention.model_copy(update={"context": "revised context"})),
+        schema.fred_indicators: (
+            fred_first,
+            fred_first.model_copy(update={"value": 2.0, "ingested_at": fred_first.ingested_at + later}),
+        ),
+        schema.un_comtrade: (
+            comtrade_first,
+            comtrade_first.model_copy(update={"value_usd": 2.0, "ingested_at": comtrade_first.ingested_at + later}),
+        ),
+        schema.world_bank: (
+            world_bank_first,
+            world_bank_first.model_copy(update={"value": 2.0, "ingested_at": world_bank_first.ingested_at + later}),
+        ),
+    }
+
+
+def stored_count(engine: sa.Engine, table: sa.Table, batch: Sequence[Row]) -> int:
+    return len(read_back(engine, table, batch))
+
+
+@pytest.mark.bigquery
+def test_streaming_keeps_a_revision_sent_seconds_later(bigquery_engine: sa.Engine) -> None:
+    """Issue 9 part 2: with the id as insertId, BigQuery dropped the revision for a minute."""
+    writer = BigQueryStreamWriter.for_bind(bigquery_engine)
+    pairs = revisions()
+    for table, (first, revised) in pairs.items():
+        assert first.id == revised.id and first != revised
+        assert writer.write(table, [first]) == WriteResult(written=1, requests=1)
+    for table, (first, revised) in pairs.items():  # within 2 s of the first copies
+        assert writer.write(table, [revised]) == WriteResult(written=1, requests=1), table.name
+    for table, (first, revised) in pairs.items():
+        assert read_back(bigquery_engine, table, [first]) == expected([first, revised]), table.name
+    fred_first, fred_revised = pairs[schema.fred_indicators]
+    assert isinstance(fred_revised, FredObservation)
+    [latest] = FredRepository(bigquery_engine).latest([fred_revised.series_id])
+    assert latest.value == 2.0
+    event_first, event_revised = pairs[schema.events]
+    assert isinstance(event_revised, EventRow)
+    found = EventRepository(bigquery_engine).recent(
+        event_revised.mentioned_at, event_revised.mentioned_at + dt.timedelta(microseconds=1)
+    )
+    assert [(item.id, item.risk_score) for item in found] == [(event_revised.id, 0.99)]
+
+
+@pytest.mark.bigquery
+def test_streaming_written_is_what_the_table_gained(bigquery_engine: sa.Engine) -> None:
+    """Identical copies in one batch are sent once and counted apart; a revision is written."""
+    writer = BigQueryStreamWriter.for_bind(bigquery_engine, max_rows_per_request=2)
+    first, revised = revisions()[schema.fred_indicators]
+    other = fred(2002, 2002)[0]
+    batch = [first, first, revised, other, first.model_copy(), revised]
+    result = writer.write(schema.fred_indicators, batch)
+    assert (result.written, result.duplicates, result.rejected, result.requests) == (3, 3, [], 2)
+    assert stored_count(bigquery_engine, schema.fred_indicators, batch) == 3
+    assert read_back(bigquery_engine, schema.fred_indicators, batch) == expected([first, revised, other])
+
+
+@pytest.mark.bigquery
+def test_streaming_rejects_every_copy_of_a_rejected_row(bigquery_engine: sa.Engine) -> None:
+    good = events(2, seed=14)
+    bad = EventRow.model_construct(id=f"bad-{tag()}", mentioned_at=None, title="x")
+    batch = [bad, good[0], bad, good[1], good[0]]
+    result = BigQueryStreamWriter.for_bind(bigquery_engine, max_rows_per_request=1).write(schema.events, batch)
+    assert (result.written, result.duplicates) == (2, 1)
+    assert [(r.index, r.field, r.record) for r in result.rejected] == [(0, "mentioned_at", bad), (2, "mentioned_at", bad)]
+    assert result.written + result.duplicates + len(result.rejected) == len(batch)
+    assert read_back(bigquery_engine, schema.events, batch) == expected(good)
+
+
+def test_insert_ids_identify_the_exact_content() -> None:
+    first, revised = revisions()[schema.fred_indicators]
+    assert insert_id(first.to_bigquery_row()) == insert_id(first.model_copy().to_bigquery_row())
+    assert insert_id(first.to_bigquery_row()) != insert_id(revised.to_bigquery_row())
+    assert len(insert_id(first.to_bigquery_row())) <= 128  # BigQuery's insertId limit
 
 
 # --- BigQuery load jobs ------------------------------------------------------------------

@@ -11,8 +11,9 @@ that running the migration again after an interruption finishes the job:
    through the API so column modes and descriptions are kept exactly;
 2. copy the rows into it in chunks of at most ``max_partitions_per_job``
    partitions of the new spec (``INSERT ... SELECT ... WHERE col >= @lo AND
-   col < @hi``), then verify each chunk: row count, ``BIT_XOR`` and ``SUM``
-   of ``FARM_FINGERPRINT(TO_JSON_STRING(row))`` must be equal on both sides.
+   col < @hi``), then verify each chunk: the row count, the ``BIT_XOR`` of a
+   60-bit slice of ``SHA256(TO_JSON_STRING(row))`` and the sums of four
+   24-bit slices must be equal on both sides (:func:`checksums`).
    A chunk that already matches is skipped; a partly copied one is deleted
    and copied again;
 3. only when every chunk verified, drop the old table;
@@ -34,12 +35,30 @@ table ``bqrepo_relaxed_partition_filter=true``, so that a run killed before
 it could restore anything (SIGKILL, a lost machine) still knows, when run
 again, that the rebuilt table must require a filter.
 
-Offline (``--sql``) the operation cannot run: the chunks depend on the data
-and the verification on query results. It prints a comment saying so.
+Where it stopped: each step is logged as it completes (:meth:`_Repartition._after_step`),
+a failure is logged with the step it interrupted and what to do, and a
+staging table left behind is listed by :func:`pending_rebuilds`, which
+``bqrepo info`` shows. Running the migration again finishes the rebuild;
+until then ``alembic_version`` still names the previous revision.
+
+Offline (``--sql``) it prints the same two-phase rebuild as plain DDL
+(:func:`_offline_rebuild`): ``CREATE TABLE staging LIKE t PARTITION BY ...``,
+``INSERT INTO staging SELECT * FROM t``, ``DROP TABLE t``, ``CREATE TABLE t
+LIKE staging ...``, ``INSERT`` back, ``DROP TABLE staging``. It is
+neither chunked nor verified (that needs query results), so BigQuery refuses
+it when the rows need more than 4,000 partitions under the new spec; the
+comment printed before it says so. ``LIKE`` keeps the columns' modes and
+descriptions, the clustering and the table options; no ``RENAME`` is needed.
+The partition column's type and the clustering come from the target
+metadata (``env.py``'s ``target_metadata``): without the table there,
+offline mode is refused with a message.
+
 Writers must be paused while it runs: rows written to the old table after
 their chunk was copied would be lost (verification catches those written
 before it checks). Readers too: between steps 3 and 4 the table is missing,
-then partly filled.
+then partly filled. And after it, streaming into the re-created table can be
+acknowledged by BigQuery and lost for a few minutes (its table metadata is
+cached): a :class:`RebuiltTableWarning` says so, and ``bqrepo migrate`` prints it.
 """
 
 from __future__ import annotations
@@ -53,11 +72,16 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic.autogenerate import renderers
+from alembic.ddl.base import format_table_name
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrateOperation, Operations
 from google.cloud.bigquery import TimePartitioning
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import ExecutableDDLElement
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from bqrepo.alembic_ext import live
+from bqrepo.alembic_ext.options import SetTableOptions
 from bqrepo.errors import BackendError
 from bqrepo.table_options import (
     MAX_PARTITIONS,
@@ -67,7 +91,16 @@ from bqrepo.table_options import (
     check_partitioning,
 )
 
-__all__ = ["STAGING_SUFFIX", "UNKNOWN", "ChangePartitioningOp", "RepartitionError", "include_name"]
+__all__ = [
+    "STAGING_SUFFIX",
+    "UNKNOWN",
+    "ChangePartitioningOp",
+    "PendingRebuild",
+    "RebuiltTableWarning",
+    "RepartitionError",
+    "include_name",
+    "pending_rebuilds",
+]
 
 log = logging.getLogger("bqrepo.alembic_ext")
 
@@ -91,6 +124,52 @@ _GRANULARITIES = {"HOUR", "DAY", "MONTH", "YEAR"}
 
 class RepartitionError(BackendError):
     """The copy did not verify. Both tables are left as they are."""
+
+
+class RebuiltTableWarning(UserWarning):
+    """A table was re-created: rows streamed into it in the next minutes may be lost."""
+
+
+def streaming_caution(table_name: str) -> str:
+    """What to tell whoever streams into a table BigQuery has just re-created."""
+    return (
+        f"table {table_name!r} was re-created by change_partitioning: BigQuery caches table "
+        "metadata, so rows streamed into it (insertAll, the 'stream' writer) in the next few "
+        "minutes can be acknowledged and then lost. Keep streaming writers paused for about "
+        "10 minutes, or write with load jobs (method='load') meanwhile, and check counts after."
+    )
+
+
+@dataclass(frozen=True)
+class PendingRebuild:
+    """A ``change_partitioning`` that stopped part-way, seen from its staging table."""
+
+    table: str
+    staging_table: str
+    table_exists: bool
+
+    def describe(self) -> str:
+        """One line for ``bqrepo info``: what is left and what to do."""
+        where = (
+            "copying into the staging table (the table is intact)"
+            if self.table_exists
+            else "after dropping the table: its rows are in the staging table only"
+        )
+        return (
+            f"pending rebuild of {self.table!r}: change_partitioning stopped {where}; "
+            f"{self.staging_table!r} exists. Run `bqrepo migrate` again to finish it; "
+            "do not drop the staging table by hand."
+        )
+
+
+def pending_rebuilds(client: Any, project: str, dataset: str) -> list[PendingRebuild]:
+    """Rebuilds left unfinished in ``dataset``: one per ``<table>__bqrepo_repartition`` table."""
+    names = {table.table_id for table in client.list_tables(f"{project}.{dataset}")}
+    return [
+        PendingRebuild(name.removesuffix(STAGING_SUFFIX), name, name.removesuffix(STAGING_SUFFIX) in names)
+        for name in sorted(names)
+        if name.endswith(STAGING_SUFFIX)
+    ]
 
 
 # ``existing=...`` (the default): the old partitioning was not recorded, so
@@ -243,16 +322,122 @@ def _change_partitioning(operations: Operations, operation: ChangePartitioningOp
     if not live.is_bigquery(context):
         return
     if live.is_offline(context):
-        live.say(
-            context,
-            f"bqrepo: change_partitioning({operation.table_name!r}, "
-            f"{_render_partitioning(operation.partitioning)}) needs the BigQuery API and the",
-            "data: it copies the table in verified chunks of at most "
-            f"{operation.max_partitions_per_job} partitions. No SQL is printed for it.",
-            "Run this revision online (alembic upgrade without --sql).",
-        )
+        _offline_rebuild(context, operation)
         return
     _Repartition(operations, operation).run()
+    warnings.warn(streaming_caution(operation.table_name), RebuiltTableWarning, stacklevel=2)
+
+
+def _offline_rebuild(context: Any, operation: ChangePartitioningOp) -> None:
+    """Print the rebuild as DDL (module docstring), or refuse when it cannot be written."""
+    name, schema, partitioning = operation.table_name, operation.schema, operation.partitioning
+    call = f"change_partitioning({name!r}, {_render_partitioning(partitioning)})"
+    metadata = context.opts.get("target_metadata")
+    declared = metadata.tables.get(f"{schema}.{name}" if schema else name) if metadata is not None else None
+    field = partitioning.field if partitioning is not None else None
+    if partitioning is None or field is None or declared is None or field not in declared.c:
+        raise SchemaError(
+            f"offline (--sql): {call} cannot be written as DDL: "
+            + (
+                "it needs the partition column's type from the target metadata"
+                if partitioning is not None and field is not None
+                else "CREATE TABLE LIKE cannot drop partitioning or partition by ingestion time"
+            )
+            + ". Run this revision online (`bqrepo migrate`, or alembic upgrade without --sql)."
+        )
+    field_type = "TIMESTAMP" if isinstance(declared.c[field].type, sa.TIMESTAMP) else "DATE"
+    granularity = partitioning.type_ or "DAY"
+    check_partitioning(name, field, granularity, field_type)
+    wanted = operation.require_partition_filter
+    if wanted is None:
+        wanted = bool(declared.kwargs.get("bigquery_require_partition_filter", False))
+    expiration = partitioning.expiration_ms / 86_400_000 if partitioning.expiration_ms else None
+    staging = name + STAGING_SUFFIX
+    live.say(
+        context,
+        f"bqrepo: {call} as DDL: copy to {staging}, drop, re-create, copy back.",
+        "Pause writers first. Unlike the online rebuild this copy is neither chunked nor verified:",
+        f"BigQuery refuses it when the rows need more than {MAX_PARTITIONS_MODIFIED_PER_JOB:,} partitions by "
+        f"{granularity}: run this revision online then.",
+        streaming_caution(name),
+    )
+    # The old table is dropped: switch off a filter requirement the plain SELECT cannot meet.
+    if operation.existing is UNKNOWN or operation.existing is not None:
+        context.impl.execute(SetTableOptions(name, {"require_partition_filter": False}, schema))
+    partition = (field, field_type, granularity)
+    clustering = list(declared.kwargs.get("bigquery_clustering_fields") or [])
+    staging_options = {"require_partition_filter": False, "partition_expiration_days": expiration}
+    final_options = {"require_partition_filter": wanted, "partition_expiration_days": expiration}
+    for statement in (
+        _CreateTableLike(staging, name, schema, partition, clustering, staging_options),
+        _InsertAll(staging, name, schema),
+        sa.schema.DropTable(sa.Table(name, sa.MetaData(), schema=schema)),
+        _CreateTableLike(name, staging, schema, partition, clustering, final_options),
+        _InsertAll(name, staging, schema),
+        sa.schema.DropTable(sa.Table(staging, sa.MetaData(), schema=schema)),
+    ):
+        context.impl.execute(statement)
+
+
+class _CreateTableLike(ExecutableDDLElement):
+    """``CREATE TABLE t LIKE source PARTITION BY ... [CLUSTER BY ...] OPTIONS(...)``.
+
+    ``LIKE`` copies the columns (modes, descriptions) and options; partitioning
+    and clustering are stated too, since not every engine copies them.
+    """
+
+    inherit_cache = False
+
+    def __init__(
+        self,
+        table_name: str,
+        like: str,
+        schema: str | None,
+        partition: tuple[str, str, str],
+        clustering: list[str],
+        options: Mapping[str, Any],
+    ) -> None:
+        self.table_name, self.like, self.schema = table_name, like, schema
+        self.partition, self.clustering, self.table_options = partition, clustering, dict(options)
+
+
+class _InsertAll(ExecutableDDLElement):
+    """``INSERT INTO t SELECT * FROM source`` (both tables share one schema, by ``LIKE``)."""
+
+    inherit_cache = False
+
+    def __init__(self, table_name: str, source: str, schema: str | None) -> None:
+        self.table_name, self.source, self.schema = table_name, source, schema
+
+
+@compiles(_CreateTableLike, "bigquery")
+def _compile_create_table_like(element: _CreateTableLike, compiler: Any, **kw: Any) -> str:
+    literal = compiler.sql_compiler.render_literal_value
+    table = format_table_name(compiler, element.table_name, element.schema)
+    like = format_table_name(compiler, element.like, element.schema)
+    field, field_type, granularity = element.partition
+    column = compiler.preparer.quote(field)
+    if field_type == "TIMESTAMP":
+        partition = f"TIMESTAMP_TRUNC({column}, {granularity})"
+    elif granularity == "DAY":
+        partition = column
+    else:
+        partition = f"DATE_TRUNC({column}, {granularity})"
+    sql = f"CREATE TABLE {table} LIKE {like} PARTITION BY {partition}"
+    if element.clustering:
+        sql += f" CLUSTER BY {', '.join(compiler.preparer.quote(name) for name in element.clustering)}"
+    options = ", ".join(
+        f"{key}={'NULL' if value is None else literal(value, sa.Boolean() if isinstance(value, bool) else sa.Float())}"
+        for key, value in element.table_options.items()
+    )
+    return f"{sql} OPTIONS({options})"
+
+
+@compiles(_InsertAll, "bigquery")
+def _compile_insert_all(element: _InsertAll, compiler: Any, **kw: Any) -> str:
+    table = format_table_name(compiler, element.table_name, element.schema)
+    source = format_table_name(compiler, element.source, element.schema)
+    return f"INSERT INTO {table} SELECT * FROM {source}"
 
 
 @renderers.dispatch_for(ChangePartitioningOp)
@@ -296,21 +481,13 @@ class _Chunk:
         return self.kind
 
 
-class _BigNumeric(sa.types.UserDefinedType[Any]):
-    """BigQuery's BIGNUMERIC: the sum of fingerprints overflows INT64."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return "BIGNUMERIC"
-
-
 class _Repartition:
     """One run of the rebuild described in the module docstring."""
 
     def __init__(self, operations: Operations, operation: ChangePartitioningOp) -> None:
         context = operations.migration_context
-        self.connection = context.connection
+        assert context.connection is not None  # online: the offline path returned earlier
+        self.connection: sa.Connection = context.connection
         self.client = live.client(operations)
         self.name = operation.table_name
         self.staging_name = operation.table_name + STAGING_SUFFIX
@@ -324,7 +501,29 @@ class _Repartition:
         self.require_partition_filter = operation.require_partition_filter
 
     def run(self) -> None:
-        """Read the state from the tables that exist and finish the rebuild from there."""
+        """Finish the rebuild from the state the tables are in; log where a failure stopped it."""
+        self.step = "reading the tables"
+        try:
+            self._run()
+        except BaseException as exc:
+            message = (
+                f"table {self.name}: change_partitioning stopped while {self.step}: "
+                f"{type(exc).__name__}: {str(exc).rstrip('.')}. Run the migration again (`bqrepo migrate`) to "
+                f"finish from there; `bqrepo info` lists the pending rebuild."
+            )
+            log.error(message)
+            exc.add_note(message)
+            raise
+
+    def _after_step(self, step: str) -> None:
+        """Record that ``step`` completed (a log line an operator can follow)."""
+        log.info("table %s: %s: done", self.name, step)
+
+    def _do(self, step: str) -> None:
+        """Name the step about to run, for the message if it fails."""
+        self.step = step
+
+    def _run(self) -> None:
         target = live.get_table_or_none(self.client, self.target_ref)
         staging = live.get_table_or_none(self.client, self.staging_ref)
         if target is None and staging is None:
@@ -337,28 +536,38 @@ class _Repartition:
             try:
                 self._validate(target)
                 if staging is None:
+                    self._do(f"creating {self.staging_name}")
                     staging = self._create_like(target, self.staging_ref, require_filter)
+                    self._after_step(self.step)
                 elif _spec(staging.time_partitioning) != _spec(self.partitioning):
                     raise SchemaError(
                         f"table {self.name!r}: {self.staging_name!r} exists with another "
                         "partitioning, left by an earlier attempt; drop it and run again"
                     )
-                log.info("table %s: copying into %s", self.name, self.staging_name)
+                self._do(f"copying into {self.staging_name}")
                 self._copy(target, staging)
+                self._after_step(self.step)
             except BaseException:
                 if relaxed:
                     self._restore_partition_filter(target)
                 raise
+            self._do(f"dropping the old {self.name}")
             self.client.delete_table(self.target_ref)
+            self._after_step(self.step)
             target = None
         if target is None:
+            self._do(f"re-creating {self.name} with the new partitioning")
             target = self._create_like(
                 staging, self.target_ref, self._wanted_filter(staging.require_partition_filter)
             )
+            self._after_step(self.step)
         if staging is not None:
-            log.info("table %s: copying back from %s", self.name, self.staging_name)
+            self._do(f"copying back from {self.staging_name}")
             self._copy(staging, target)
+            self._after_step(self.step)
+            self._do(f"dropping {self.staging_name}")
             self.client.delete_table(self.staging_ref)
+            self._after_step(self.step)
         log.info("table %s: partitioned by %s", self.name, _render_partitioning(self.partitioning))
 
     def _wanted_filter(self, default: Any) -> bool:
@@ -400,10 +609,11 @@ class _Repartition:
         ]
         return sa.table(table.table_id, *columns, schema=self.dataset)
 
-    def _where(self, table: sa.TableClause | sa.Alias, shape: str, field_type: str | None) -> Any:
+    def _where(self, table: NamedFromClause, shape: str, field_type: str | None) -> Any:
         """The chunk filter, with ``lo``/``hi`` as bound parameters."""
         if shape == "all":
             return sa.true()
+        assert self.field is not None and field_type is not None  # a partitioned target
         column = table.c[self.field]
         if shape == "null":
             return column.is_(None)
@@ -415,7 +625,7 @@ class _Repartition:
     def _partition_values(self, table: Any) -> tuple[list[Any], int]:
         """The new spec's partition values present (sorted), and the count of NULLs."""
         field_type = self._field_type(table)
-        assert field_type is not None and self.granularity is not None
+        assert field_type is not None and self.granularity is not None and self.field is not None
         t = self._sa_table(table)
         column = t.c[self.field]
         bucket = _TRUNC[field_type](column, sa.literal_column(self.granularity)).label("p")
@@ -467,8 +677,8 @@ class _Repartition:
             raise RepartitionError(
                 f"table {self.name!r}: chunk {chunk} of {source.table_id!r} copied into "
                 f"{destination.table_id!r} does not verify: {expected[0]} rows "
-                f"(checksums {expected[1]}, {expected[2]}) in the source, {found[0]} rows "
-                f"(checksums {found[1]}, {found[2]}) in the copy. Nothing was dropped; "
+                f"(checksums {', '.join(map(str, expected[1:]))}) in the source, {found[0]} rows "
+                f"(checksums {', '.join(map(str, found[1:]))}) in the copy. Nothing was dropped; "
                 "pause the writers and run the migration again."
             )
         log.info("table %s: chunk %s copied (%d rows)", self.name, chunk, found[0])
@@ -556,11 +766,36 @@ class _CopyStatements:
         return self._built[shape]
 
     def _stats(self, table: sa.TableClause, shape: str) -> sa.Select[Any]:
-        """Row count and two checksums of the rows' JSON fingerprints."""
+        """Row count and checksums (:func:`checksums`) of one chunk of ``table``."""
         t = table.alias("t")
-        fingerprint = sa.func.farm_fingerprint(sa.func.to_json_string(t.table_valued()))
-        return sa.select(
-            sa.func.count(),
-            sa.func.bit_xor(fingerprint),
-            sa.func.sum(sa.cast(fingerprint, _BigNumeric())),
-        ).where(self.repartition._where(t, shape, self.field_type))
+        return sa.select(*checksums(t)).where(self.repartition._where(t, shape, self.field_type))
+
+
+def checksums(t: NamedFromClause) -> list[sa.ColumnElement[Any]]:
+    """Row count and checksums of the rows' SHA-256 digests, for ``SELECT ... FROM t``.
+
+    Each row's digest is ``SHA256(TO_JSON_STRING(row))`` as 64 hex digits.
+    ``BIT_XOR`` of its first 60 bits sees any changed row but not a row
+    present twice too many (pairs cancel); sums see that too, but a sum of
+    64-bit values overflows (the old checksum summed ``FARM_FINGERPRINT``
+    into BIGNUMERIC, which the stand-in stores as DECIMAL(38, 18): "Overflow
+    in HUGEINT addition" at about 1,000 rows). So four more 24-bit slices
+    of the digest are summed as INT64: each term is below 2**24, so a chunk
+    of up to 2**39 rows (over 500 billion) cannot overflow on any engine.
+    Hex slices are cast with a ``0x`` prefix, which BigQuery and DuckDB both
+    read; SHA256 is native on both, where the stand-in runs FARM_FINGERPRINT
+    in Python (60 s per 200,000 rows, against 2.5 s).
+    """
+    digest = sa.func.to_hex(sa.func.sha256(sa.func.to_json_string(t.table_valued())))
+
+    def hex_slice(start: int, digits: int) -> sa.ColumnElement[Any]:
+        text = sa.func.concat(sa.literal_column("'0x'", sa.String()), sa.func.substr(digest, _int(start), _int(digits)))
+        return sa.cast(text, sa.BigInteger())
+
+    sums = [sa.func.sum(hex_slice(16 + 6 * k, 6)) for k in range(4)]
+    return [sa.func.count(), sa.func.bit_xor(hex_slice(1, 15)), *sums]
+
+
+def _int(value: int) -> Any:
+    """A constant of the checksum, written into the SQL (code, not data)."""
+    return sa.literal_column(str(int(value)), sa.BigInteger())

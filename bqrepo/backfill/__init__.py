@@ -26,7 +26,7 @@ from bqrepo.backfill.reader import (
     source_engine,
     source_key,
 )
-from bqrepo.backfill.runner import BackfillResult, Progress, run_backfill
+from bqrepo.backfill.runner import ROWS_PER_WRITE, BackfillResult, Progress, run_backfill
 from bqrepo.backfill.verify import DayCheck, VerificationReport
 from bqrepo.settings import ConfigurationError, Settings, load_settings
 
@@ -64,6 +64,7 @@ def backfill(
     verify: bool = True,
     pause: float = 0.0,
     after_write: Callable[[Chunk], None] | None = None,
+    rows_per_write: int = ROWS_PER_WRITE,
 ) -> BackfillResult:
     """Copy ``table`` from the old database at ``source_url`` into the configured backend.
 
@@ -105,6 +106,7 @@ def backfill(
             verify_after=verify,
             pause=pause,
             after_write=after_write,
+            rows_per_write=rows_per_write,
         )
     finally:
         source.dispose()

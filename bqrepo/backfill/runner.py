@@ -7,6 +7,16 @@ chunk's write and before its checkpoint commit: the tests use it to simulate
 a crash at the worst moment, and operators can use it for their own
 instrumentation.
 
+Why the plan counts load jobs: BigQuery allows 1,500 load jobs per table per
+day, and one write is one load job (the load writer packs up to 4,000
+partitions into a job). A chunk is written in writes of at most
+``rows_per_write`` rows, which bounds memory, so a run takes
+``sum(ceil(rows of chunk / rows_per_write))`` jobs. The default mapping
+chunks daily tables by month, so six years of events is 72 chunks and, below
+``rows_per_write`` rows a month, 72 load jobs. The plan is reported before
+anything is written (:meth:`Progress.started`), with a warning above
+:data:`JOB_BUDGET`.
+
 A chunk is committed only when every row was stored or refused for a
 reason of its own (a bad value). When rows were not stored for a reason a
 retry can cure (BigQuery failed the load job even after the writer's
@@ -18,9 +28,10 @@ flight, and the next run resumes there, writing only the ids still missing.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,19 +45,83 @@ from bqrepo.backfill.mapping import TableMapping
 from bqrepo.backfill.reader import SourceReader
 from bqrepo.backfill.verify import VerificationReport, verify
 from bqrepo.errors import InvalidArgumentError, TransientError
+from bqrepo.json_encoding import report_json
 from bqrepo.rows import ROW_TYPES, Row, validate_rows
 
-__all__ = ["BackfillResult", "Progress", "run_backfill"]
+__all__ = ["JOB_BUDGET", "ROWS_PER_WRITE", "BackfillResult", "Plan", "Progress", "plan_backfill", "run_backfill"]
+
+#: Rows held in memory and sent per write (one load job on BigQuery).
+ROWS_PER_WRITE = 100_000
+#: Load jobs per table one run should stay under: BigQuery's 1,500 per table
+#: per day are shared with live ingestion and with other runs that day.
+JOB_BUDGET = 500
 
 
 class Progress(Protocol):
-    """What a back-fill tells its caller while it runs."""
+    """What a back-fill tells its caller while it runs.
 
-    def started(self, *, total_rows: int, total_chunks: int, done_rows: int, done_chunks: int) -> None: ...
+    ``planned_writes`` is an upper bound on the writes (load jobs on
+    BigQuery) the run will make; a reconciled chunk may need fewer.
+    """
+
+    def started(
+        self, *, total_rows: int, total_chunks: int, done_rows: int, done_chunks: int, planned_writes: int
+    ) -> None: ...
 
     def chunk_done(self, chunk: Chunk, rows: int) -> None: ...
 
     def verifying(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do: its chunks, those still to write, and their row counts and writes."""
+
+    chunks: list[Chunk]
+    todo: list[Chunk]
+    rows: list[int]  # source rows of each chunk of ``todo``
+    done_rows: int  # source rows of the chunks already completed
+    rows_per_write: int
+
+    @property
+    def writes(self) -> int:
+        """At most this many writes (load jobs on BigQuery): a non-empty chunk takes one per ``rows_per_write`` rows."""
+        return sum(math.ceil(count / self.rows_per_write) for count in self.rows)
+
+
+def plan_backfill(
+    reader: SourceReader,
+    mapping: TableMapping,
+    checkpoint: Checkpoint,
+    since: dt.date,
+    until: dt.date,
+    *,
+    rows_per_write: int = ROWS_PER_WRITE,
+) -> Plan:
+    """Cut ``[since, until)`` into ``mapping.chunk`` chunks and count what is left to write.
+
+    One count query per chunk still to write (empty chunks cost no job), and
+    one per run of consecutive completed chunks: completed chunks may have
+    other bounds than the planned ones.
+    """
+    if rows_per_write < 1:
+        raise ValueError("rows_per_write must be positive")
+    chunk_list = list(chunks(since, until, mapping.chunk, timestamp=mapping.timestamp))
+    completed = merge(checkpoint.completed)
+    todo = [chunk for chunk in chunk_list if not covered(chunk, completed)]
+    skipped = merge(chunk for chunk in chunk_list if covered(chunk, completed))
+    return Plan(
+        chunks=chunk_list,
+        todo=todo,
+        rows=[reader.count(chunk.start, chunk.end) for chunk in todo],
+        done_rows=sum(reader.count(run.start, run.end) for run in skipped),
+        rows_per_write=rows_per_write,
+    )
+
+
+def _batches(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    while batch := list(islice(records, size)):
+        yield batch
 
 
 class _Silent:
@@ -75,14 +150,27 @@ class BackfillResult:
     rows_reconciled: int
     rejected_file: Path | None
     seconds: float
+    writes_planned: int = 0
+    writes: int = 0
     verification: VerificationReport | None = None
     notes: list[str] = field(default_factory=list)
+
+
+def _rejection(chunk: Chunk, source_row: Any, problems: Sequence[tuple[str | None, str]]) -> dict[str, Any]:
+    """One rejected row's line: ``field``/``reason`` of its first problem, and all of them."""
+    return {
+        "chunk": chunk.key,
+        "source_row": source_row,
+        "field": problems[0][0],
+        "reason": problems[0][1],
+        "errors": [{"field": name, "reason": reason} for name, reason in problems],
+    }
 
 
 def _write_rejections(path: Path, table: str, rejections: list[dict[str, Any]]) -> None:
     with path.open("a", encoding="utf-8") as handle:
         for rejection in rejections:
-            handle.write(json.dumps({"table": table, **rejection}, default=str, ensure_ascii=False) + "\n")
+            handle.write(report_json({"table": table, **rejection}) + "\n")
 
 
 def _stopped(table: str, chunk: Chunk, why: str) -> str:
@@ -114,6 +202,7 @@ def run_backfill(
     verify_after: bool = True,
     pause: float = 0.0,
     after_write: Callable[[Chunk], None] | None = None,
+    rows_per_write: int = ROWS_PER_WRITE,
 ) -> BackfillResult:
     """Back-fill ``mapping.target`` over ``[since, until)`` (default: all the source holds).
 
@@ -127,7 +216,10 @@ def run_backfill(
       are written, so rows written before are never written twice;
     - any other chunk holds nothing from this back-fill and is written whole.
 
-    ``pause`` seconds between chunks spare a busy source database.
+    ``pause`` seconds between chunks spare a busy source database. A chunk
+    is read through a server-side cursor and written ``rows_per_write`` rows
+    at a time, so memory holds at most that many rows; it is committed to
+    the checkpoint once all its rows are written.
     """
     progress = progress or _Silent()
     begun = time.monotonic()
@@ -148,68 +240,69 @@ def run_backfill(
                 "since", f"{since} is after the newest row of {mapping.source_name} ({until}): nothing to copy"
             )
         raise InvalidArgumentError("until", f"{until} must be after since ({since})")
-    chunk_list = list(chunks(since, until, mapping.chunk, timestamp=mapping.timestamp))
-    completed = merge(checkpoint.completed)
-    todo = [chunk for chunk in chunk_list if not covered(chunk, completed)]
+    plan = plan_backfill(reader, mapping, checkpoint, since, until, rows_per_write=rows_per_write)
+    chunk_list, todo = plan.chunks, plan.todo
+    if plan.writes > JOB_BUDGET and destination.dialect.name == "bigquery":
+        notes.append(
+            f"planned {plan.writes:,} load jobs, over {JOB_BUDGET:,}: BigQuery allows 1,500 per table "
+            "per day; use a coarser chunk in the mapping or split the run with --until across days"
+        )
+    progress.started(
+        total_rows=plan.done_rows + sum(plan.rows),
+        total_chunks=len(chunk_list),
+        done_rows=plan.done_rows,
+        done_chunks=len(chunk_list) - len(todo),
+        planned_writes=plan.writes,
+    )
     # Chunks written by this run never overlap each other, so earlier work is read once.
     earlier = merge([*checkpoint.completed, *checkpoint.in_flight])
-    # The progress bar's head start, counted in the source: skipped chunks may be covered
-    # by completed chunks with other bounds (one query per run of consecutive chunks).
-    skipped = merge(chunk for chunk in chunk_list if covered(chunk, completed))
-    done_rows = sum(reader.count(run.start, run.end) for run in skipped)
-    total_rows = reader.count(chunk_list[0].start, chunk_list[-1].end) if chunk_list else 0
-    progress.started(
-        total_rows=total_rows,
-        total_chunks=len(chunk_list),
-        done_rows=done_rows,
-        done_chunks=len(chunk_list) - len(todo),
-    )
 
-    writer = _writer(destination) if todo else None
+    writer: Any = _writer(destination) if todo else None
     partition = table.c[mapping.partition_column]
     ids_statement = sa.select(table.c.id).where(
         partition >= sa.bindparam("start", type_=partition.type),
         partition < sa.bindparam("end", type_=partition.type),
     )
-    written = rejected = reconciled = 0
+    written = rejected = reconciled = writes = 0
     for position, chunk in enumerate(todo):
         if pause and position:
             time.sleep(pause)
-        records = reader.read(chunk)
-        validation = validate_rows(row_type, records)
-        rejections = [
-            {"chunk": chunk.key, "source_row": records[e.index], "field": e.field, "reason": e.message}
-            for e in validation.errors
-        ]
-        rows: Sequence[Row] = validation.rows
+        present: set[str] = set()
         if any(chunk.overlaps(part) for part in earlier):
             # Some of this range may be written already (another run's bounds, or a kill
             # between write and commit): keep what landed, write only what is missing.
             with destination.connect() as connection:
                 present = set(connection.execute(ids_statement, {"start": chunk.start, "end": chunk.end}).scalars())
-            before = len(rows)
-            rows = [row for row in rows if row.id not in present]  # type: ignore[attr-defined]
-            reconciled += before - len(rows)
         checkpoint.begin(chunk)
-        assert writer is not None  # built above whenever there is a chunk to write
-        try:
-            result = writer.write(table, rows) if rows else None
-        except TransientError as exc:
-            raise TransientError(_stopped(table.name, chunk, str(exc))) from exc
-        chunk_written = result.written if result else 0
-        if result is not None and result.rejected:
+        chunk_written = chunk_present = chunk_records = 0
+        rejections: list[dict[str, Any]] = []
+        for records in _batches(reader.iter_records(chunk.start, chunk.end), rows_per_write):
+            chunk_records += len(records)
+            validation = validate_rows(row_type, records)
             rejections.extend(
-                {"chunk": chunk.key, "source_row": r.row, "field": r.field, "reason": r.reason}
-                for r in result.rejected
+                _rejection(chunk, records[index], [(e.field, e.message) for e in errors])
+                for index, errors in validation.errors_by_row().items()
             )
+            rows: Sequence[Row] = [row for row in validation.rows if row.id not in present]  # type: ignore[attr-defined]
+            chunk_present += len(validation.rows) - len(rows)
+            if not rows:
+                continue
+            try:
+                result = writer.write(table, rows)
+            except TransientError as exc:
+                raise TransientError(_stopped(table.name, chunk, str(exc))) from exc
+            writes += 1
+            chunk_written += result.written
+            rejections.extend(_rejection(chunk, r.row, r.problems) for r in result.rejected)
         if after_write is not None:
             after_write(chunk)
         if rejections:
             _write_rejections(rejected_file, table.name, rejections)
-        checkpoint.commit(chunk, chunk_written + (len(validation.rows) - len(rows)))
+        checkpoint.commit(chunk, chunk_written + chunk_present)
         written += chunk_written
+        reconciled += chunk_present
         rejected += len(rejections)
-        progress.chunk_done(chunk, len(records))
+        progress.chunk_done(chunk, chunk_records)
 
     outcome = BackfillResult(
         table=table.name,
@@ -223,6 +316,8 @@ def run_backfill(
         rows_reconciled=reconciled,
         rejected_file=rejected_file if rejected else None,
         seconds=0.0,
+        writes_planned=plan.writes,
+        writes=writes,
         notes=notes,
     )
     if verify_after and chunk_list:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,15 @@ def _bigquery_tables(settings: Settings) -> list[TableInfo]:
     return out
 
 
+def _pending_rebuilds(settings: Settings) -> list[str]:
+    """change_partitioning rebuilds left unfinished: the migration must be run again."""
+    from bqrepo.alembic_ext.partitioning import pending_rebuilds
+    from bqrepo.engine import bigquery_client
+
+    client = bigquery_client(settings)
+    return [pending.describe() for pending in pending_rebuilds(client, settings.bigquery_project, settings.bigquery_dataset)]
+
+
 def info(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -103,6 +113,7 @@ def info(
         summary |= {"project": settings.bigquery_project, "dataset": settings.bigquery_dataset, "location": settings.location}
         tables = _bigquery_tables(settings)
         revision = current_revision(settings) if any(t.exists for t in tables) else None
+        summary["pending_rebuilds"] = _pending_rebuilds(settings)
     else:
         path = Path(settings.sqlalchemy_url.database or "")
         summary["file"] = str(path)
@@ -123,6 +134,8 @@ def info(
     console.print(f"[bold]revision[/]  {revision or 'none (run `bqrepo migrate`)'}")
     if "note" in summary:
         console.print(summary["note"])
+    for line in summary.get("pending_rebuilds", []):
+        console.print(f"[bold red]{line}[/]", highlight=False)
     if tables:
         source = "as reported by BigQuery" if settings.backend == "bigquery" else "declared; DuckDB ignores them"
         console.print(
@@ -152,8 +165,17 @@ def migrate(
     """Create or evolve the dataset and tables (alembic upgrade) from any directory."""
     from bqrepo import migrate as migrations
 
+    from bqrepo.alembic_ext.partitioning import RebuiltTableWarning
+
     settings = state_of(ctx).settings()
-    migrations.upgrade(settings, revision, sql=sql)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RebuiltTableWarning)
+        migrations.upgrade(settings, revision, sql=sql)
+    for warning in caught:
+        if issubclass(warning.category, RebuiltTableWarning):
+            console.print(f"[bold yellow]caution:[/] {warning.message}", highlight=False)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if not sql:
         console.print(f"{settings.describe()} is at revision {migrations.current_revision(settings)}")
 

@@ -52,8 +52,15 @@ class _RichProgress:
         self.header = header
         self.task: TaskID | None = None
 
-    def started(self, *, total_rows: int, total_chunks: int, done_rows: int, done_chunks: int) -> None:
+    def started(
+        self, *, total_rows: int, total_chunks: int, done_rows: int, done_chunks: int, planned_writes: int
+    ) -> None:
         self.progress.console.print(self.header, highlight=False, markup=False)
+        self.progress.console.print(
+            f"plan: {total_chunks:,} chunk(s), {total_chunks - done_chunks:,} to write, "
+            f"at most {planned_writes:,} load job(s)/write(s)",
+            highlight=False,
+        )
         self.chunks = (done_chunks, total_chunks)
         self.task = self.progress.add_task(self._label(), total=max(total_rows, 1), completed=done_rows)
 

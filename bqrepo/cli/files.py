@@ -5,7 +5,9 @@ row number for Parquet) so a rejection names exactly where the bad row is. A
 line that is not JSON at all becomes a :class:`BadRecord` instead of
 stopping the file. CSV cells are text: empty cells are NULL and JSON columns
 (``metadata``) are parsed; everything else is left to the row types' lax
-parsing ("1.5" -> 1.5, ISO timestamps with an offset).
+parsing ("1.5" -> 1.5, ISO timestamps with an offset). A JSON cell that does
+not parse is a problem of that field: the record keeps all its columns (the
+bad cell as its text) and names the field in :attr:`Record.problems`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from bqrepo.cli.errors import UserError
+from bqrepo.json_encoding import report_json
 
 __all__ = ["BadRecord", "Format", "Record", "count_records", "detect_format", "read_batches"]
 
@@ -29,10 +32,15 @@ _SUFFIXES: dict[str, Format] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": 
 
 @dataclass(frozen=True)
 class Record:
-    """One input record and where it was in the file (1-based)."""
+    """One input record and where it was in the file (1-based).
+
+    ``problems`` are (field, reason) pairs found while reading (a CSV JSON
+    cell that does not parse): such a record is rejected whatever else it holds.
+    """
 
     position: int
     values: dict[str, Any]
+    problems: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,22 @@ def detect_format(path: Path, given: str | None) -> Format:
     if suffix not in _SUFFIXES:
         raise UserError(f"cannot tell the format of {path.name!r} from its suffix; pass --format jsonl|csv|parquet")
     return _SUFFIXES[suffix]
+
+
+def _parse_json(text: str) -> Any:
+    """``json.loads``, with every way it can fail as one ``ValueError`` saying why.
+
+    Python's parser raises ``RecursionError`` for deep nesting and a plain
+    ``ValueError`` for an integer over 4,300 digits: both are bad input here.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("not readable JSON: nested too deep for the parser") from None
+    except ValueError as exc:
+        raise ValueError(f"not readable JSON: {exc}") from None
 
 
 def count_records(path: Path, fmt: Format) -> int:
@@ -76,9 +100,9 @@ def _jsonl(path: Path) -> Iterator[Record | BadRecord]:
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield BadRecord(number, line.rstrip("\n"), f"not valid JSON: {exc.msg} at column {exc.colno}")
+                value = _parse_json(line)
+            except ValueError as exc:
+                yield BadRecord(number, line.rstrip("\n"), str(exc))
                 continue
             if not isinstance(value, dict):
                 yield BadRecord(number, line.rstrip("\n"), "a line must be a JSON object")
@@ -93,25 +117,22 @@ def _csv(path: Path, table: sa.Table) -> Iterator[Record | BadRecord]:
         for row in reader:
             number = reader.line_num
             if None in row:
-                yield BadRecord(number, json.dumps(row, default=str), "more cells than header columns")
+                yield BadRecord(number, report_json(row), "more cells than header columns")
                 continue
             values: dict[str, Any] = {}
-            problem = None
+            problems: list[tuple[str, str]] = []
             for key, text in row.items():
                 if text is None or text == "":
                     values[key] = None
                 elif key in json_columns:
                     try:
-                        values[key] = json.loads(text)
-                    except json.JSONDecodeError as exc:
-                        problem = f"column {key!r} is not valid JSON: {exc.msg}"
-                        break
+                        values[key] = _parse_json(text)
+                    except ValueError as exc:
+                        values[key] = text
+                        problems.append((key, f"cell is {exc}"))
                 else:
                     values[key] = text
-            if problem:
-                yield BadRecord(number, json.dumps(row), problem)
-            else:
-                yield Record(number, values)
+            yield Record(number, values, tuple(problems))
 
 
 def _parquet_file(path: Path) -> Any:

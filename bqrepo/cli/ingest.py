@@ -2,15 +2,15 @@
 
 Rows that fail validation (or that the database rejects) are written, with
 their position in the file and the reasons, to a JSON Lines file the command
-names; the good rows of the same batch are written regardless. The exit code
+names: one line per rejected row, listing every problem of that row (see
+docs/cli.md); the good rows of the same batch are written regardless. The exit code
 is 1 when any row was rejected, so a script notices.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bqrepo.cli.errors import UserError, friendly
 from bqrepo.cli.files import BadRecord, Record, count_records, detect_format, read_batches
-from bqrepo.cli.render import console, err_console, plain_json
+from bqrepo.cli.render import console, err_console
 from bqrepo.cli.state import state_of
+from bqrepo.json_encoding import report_json
 
 __all__ = ["register"]
 
@@ -65,16 +66,17 @@ def ingest(
     total = count_records(file, fmt_name)
     settings = state_of(ctx).settings()
     engine = create_engine(settings)
-    written = rejected_count = 0
+    written = rejected_count = duplicates = 0
     rejected_handle = None
     finished = False
 
-    def reject(position: int, reasons: list[dict[str, Any]], record: Any) -> None:
+    def reject(position: int, problems: Iterable[tuple[str | None, str]], record: Any) -> None:
+        """One line for one rejected row: where it was, every (field, reason), the record."""
         nonlocal rejected_handle, rejected_count
         if rejected_handle is None:
             rejected_handle = partial.open("w", encoding="utf-8")
-        entry = plain_json({"position": position, "errors": reasons, "record": record})
-        rejected_handle.write(json.dumps(entry, default=str, ensure_ascii=False, allow_nan=False) + "\n")
+        reasons = [{"field": name, "message": message} for name, message in problems]
+        rejected_handle.write(report_json({"position": position, "errors": reasons, "record": record}) + "\n")
         rejected_count += 1
 
     try:
@@ -92,21 +94,33 @@ def ingest(
                 good: list[Record] = []
                 for item in batch:
                     if isinstance(item, BadRecord):
-                        reject(item.position, [{"field": None, "message": item.reason}], item.text)
+                        reject(item.position, [(None, item.reason)], item.text)
                     else:
                         good.append(item)
-                report = validate_rows(row_type, [record.values for record in good])
-                reasons: dict[int, list[dict[str, Any]]] = defaultdict(list)
-                for error in report.errors:
-                    reasons[error.index].append({"field": error.field, "message": error.message})
-                for index in sorted(reasons):
-                    reject(good[index].position, reasons[index], good[index].values)
-                if report.valid:
-                    result = writer.write(target, report.rows)
+                # A record with a reading problem is validated without the bad
+                # cells, so its rejection lists its other problems too.
+                report = validate_rows(
+                    row_type,
+                    [
+                        {k: v for k, v in record.values.items() if k not in dict(record.problems)}
+                        if record.problems
+                        else record.values
+                        for record in good
+                    ],
+                )
+                errors = report.errors_by_row()
+                for index, record in enumerate(good):
+                    if record.problems or index in errors:
+                        found = [(error.field, error.message) for error in errors.get(index, ())]
+                        reject(record.position, [*record.problems, *found], record.values)
+                valid = [row for row in report.valid if not good[row.index].problems]
+                if valid:
+                    result = writer.write(target, [row.row for row in valid])
                     written += result.written
+                    duplicates += result.duplicates
                     for rejection in result.rejected:
-                        source = good[report.valid[rejection.index].index]
-                        reject(source.position, [{"field": rejection.field, "message": rejection.reason}], source.values)
+                        source = good[valid[rejection.index].index]
+                        reject(source.position, rejection.problems, source.values)
                 progress.advance(task, len(batch))
             progress.update(task, completed=total)  # blank lines are counted but hold no row
         finished = True
@@ -117,7 +131,8 @@ def ingest(
         elif finished:
             rejected_path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
         engine.dispose()
-    console.print(f"wrote {written:,} row(s) to {table} on {settings.describe()}")
+    copies = f" ({duplicates:,} identical copies of rows in the same batch sent once)" if duplicates else ""
+    console.print(f"wrote {written:,} row(s) to {table} on {settings.describe()}{copies}")
     if rejected_count:
         err_console.print(
             f"[bold red]rejected {rejected_count:,} row(s)[/]; reasons and rows are in {rejected_path}",

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import json
-import math
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from bqrepo.json_encoding import report_json
 
 __all__ = ["console", "err_console", "print_json", "sparkline", "table_of"]
 
@@ -39,25 +38,9 @@ def sparkline(values: Sequence[float | None]) -> str:
     return "".join(out)
 
 
-def plain_json(value: Any) -> Any:
-    """``value`` as strict-JSON-ready data: dataclasses as objects, timestamps ISO 8601,
-    non-finite floats as strings ("nan"), which JSON cannot carry."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: plain_json(getattr(value, field.name)) for field in dataclasses.fields(value)}
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): plain_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain_json(v) for v in value]
-    return value
-
-
 def print_json(value: Any) -> None:
-    """Results as JSON on stdout (see :func:`plain_json`)."""
-    sys.stdout.write(json.dumps(plain_json(value), ensure_ascii=False, indent=2) + "\n")
+    """Results as JSON on stdout, in bqrepo's one encoding (:mod:`bqrepo.json_encoding`)."""
+    sys.stdout.write(report_json(value, indent=2) + "\n")
     sys.stdout.flush()
 
 

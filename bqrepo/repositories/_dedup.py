@@ -15,14 +15,26 @@ de-duplicated rows, since a filter inside would let an older version answer
 for a newer one that no longer matches. Filters on natural-key columns (a
 FRED ``series_id``: the economic id is derived from them, so every version
 shares them) may go inside, where BigQuery also prunes clustered blocks.
+
+Why every sort key is preceded by an explicit ``<key> IS NULL`` key: DuckDB
+1.5's ``top_n_window_elimination`` rewrites ``ROW_NUMBER() OVER (PARTITION BY
+id ORDER BY created_at DESC NULLS LAST) = 1`` into an ``arg_max`` that, when
+several threads combine partial results, sometimes keeps the copy whose
+``created_at`` is NULL (seen on the embedded default and inside the BigQuery
+stand-in). A leading non-NULL boolean key states the NULL placement as data:
+an optimizer that keeps the window sorts by it, one that rewrites it into an
+aggregate compares it first, and either way a set value beats a NULL. It also
+makes the answer independent of each engine's default NULL placement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, operators
+from sqlalchemy.sql.elements import UnaryExpression
 
 __all__ = ["ROW_NUMBER_COLUMN", "latest_versions"]
 
@@ -45,12 +57,15 @@ def latest_versions(
     ``columns`` limits the columns read (default: all); BigQuery bills by
     the columns a query reads, and a bucket query has no use for ``content``.
 
-    Ties in ``newest_first`` (exact duplicates) are broken arbitrarily, which
-    is harmless because duplicates carry the same values.
+    Each key of ``newest_first`` must say where NULLs go
+    (``column.desc().nulls_last()``): engines differ in their default, and
+    the placement is made explicit (module docstring). Ties (exact
+    duplicates) are broken arbitrarily, which is harmless because duplicates
+    carry the same values.
     """
     rank = (
         sa.func.row_number()
-        .over(partition_by=table.c.id, order_by=list(newest_first))
+        .over(partition_by=table.c.id, order_by=explicit_null_order(newest_first))
         .label(ROW_NUMBER_COLUMN)
     )
     selected = [table.c[column] for column in columns] if columns is not None else list(table.c)
@@ -59,3 +74,30 @@ def latest_versions(
         versions.c[ROW_NUMBER_COLUMN] == sa.literal_column("1", sa.Integer())
     )
     return latest.subquery(name or f"latest_{table.name}")
+
+
+_NULL_PLACEMENT = {operators.nulls_last_op: False, operators.nulls_first_op: True}
+
+
+def explicit_null_order(keys: Sequence[ColumnElement[object]]) -> list[ColumnElement[Any]]:
+    """``keys`` with a non-NULL ``<expr> IS NULL`` key before each nullable one (module docstring).
+
+    ``x DESC NULLS LAST`` becomes ``x IS NULL ASC, x DESC NULLS LAST``. A key
+    on a NOT NULL column is kept as it is; any other key must say NULLS
+    FIRST or NULLS LAST, since its NULL placement would depend on the engine.
+    """
+    order: list[ColumnElement[Any]] = []
+    for key in keys:
+        value: ColumnElement[object] = key
+        while isinstance(value, UnaryExpression):  # unwrap NULLS LAST, DESC
+            value = value.element
+        if isinstance(value, sa.Column) and not value.nullable:
+            order.append(key)
+            continue
+        modifier = key.modifier if isinstance(key, UnaryExpression) else None
+        if modifier not in _NULL_PLACEMENT:
+            raise ValueError(f"sort key {key} on a nullable value must say NULLS FIRST or NULLS LAST")
+        is_null = value.is_(None)
+        order.append(is_null.desc() if _NULL_PLACEMENT[modifier] else is_null.asc())
+        order.append(key)
+    return order

@@ -54,6 +54,7 @@ from google.cloud import bigquery
 
 from bqrepo.engine import log_job
 from bqrepo.errors import TransientError
+from bqrepo.json_encoding import to_json_text
 from bqrepo.rows import Row
 from bqrepo.table_options import TableOptions
 from bqrepo.writers.bigquery_target import BigQueryTarget
@@ -173,7 +174,7 @@ class BigQueryLoadWriter:
         options = TableOptions.of(table)
         groups: dict[Hashable, list[tuple[int, bytes]]] = {}
         for index, row in enumerate(rows):
-            line = json.dumps(row.to_bigquery_row(for_load_job=True), ensure_ascii=False)
+            line = to_json_text(row.to_bigquery_row(for_load_job=True))
             key = (
                 partition_key(
                     getattr(row, options.partition_field), options.partition_type or "DAY"

@@ -8,29 +8,44 @@ whatever reason, comes back in :attr:`WriteResult.rejected` (with
 is stored. A row too large for one request is never sent and comes back
 rejected with that reason.
 
-Each row is sent with its id as ``insertId``: BigQuery drops a re-sent copy
-for about a minute (best effort). Beyond that, read-side de-duplication on
-``id`` keeps queries exact (docs/writing.md, "Idempotency").
+Each row's ``insertId`` is a digest of its exact content (:func:`insert_id`),
+not its ``id``. BigQuery drops a row whose insertId it saw in about the last
+minute (best effort) while reporting it inserted: keyed on ``id``, a revision
+(same id, newer ``created_at`` or ``ingested_at``) streamed within that
+minute was silently discarded. Keyed on content, a re-sent identical row is
+still dropped, and a revision never is. Read-side de-duplication on ``id``
+keeps queries exact either way (docs/writing.md, "Idempotency").
+
+Counting: rows of one batch identical in every column are sent once; the
+copies are counted in :attr:`WriteResult.duplicates`, not in ``written``
+(BigQuery would drop them), and share the fate of the copy sent: when it is
+rejected, so are they. ``written + duplicates + len(rejected)`` is the batch
+size, and ``written`` is what the table gained, except for a row identical
+to one streamed in the last minute by an earlier call, which BigQuery drops
+and counts as inserted (the table already holds that exact row).
 
 A request that fails as a whole (no such table, no permission, network gone
 after the client's retries) raises the client's exception. Rows of earlier
 requests of the same batch are stored then; sending the whole batch again is
-safe because of the ids.
+safe because of the insertIds and the ids.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 
+from bqrepo.json_encoding import wire_size
 from bqrepo.rows import Row
 from bqrepo.writers.bigquery_target import BigQueryTarget
 from bqrepo.writers.result import RejectedRow, WriteResult, check_rows
 
-__all__ = ["MAX_REQUEST_BYTES", "MAX_ROWS_PER_REQUEST", "BigQueryStreamWriter"]
+__all__ = ["MAX_REQUEST_BYTES", "MAX_ROWS_PER_REQUEST", "BigQueryStreamWriter", "insert_id"]
 
 #: Google's advice for insertAll: about 500 rows per request.
 MAX_ROWS_PER_REQUEST = 500
@@ -41,6 +56,19 @@ _ROW_ENVELOPE_BYTES = 32
 _REQUEST_ENVELOPE_BYTES = 64
 # per-row reasons that say nothing about the row itself
 _RETRYABLE_REASONS = {"stopped", "timeout", "backendError", "internalError"}
+#: One request row: (batch index, insertId, JSON row).
+_Item = tuple[int, str, dict[str, Any]]
+_canonical_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+
+
+def insert_id(data: dict[str, Any]) -> str:
+    """The insertId of a streamed row: a SHA-256 of its JSON, every column included.
+
+    Equal exactly when the rows are identical, so BigQuery's insertId
+    de-duplication can only ever drop a true copy (module docstring). Keys
+    are sorted and floats written by ``repr``, so the digest is stable.
+    """
+    return hashlib.sha256(_canonical_json(data).encode("utf-8")).hexdigest()
 
 
 class BigQueryStreamWriter:
@@ -71,26 +99,32 @@ class BigQueryStreamWriter:
         check_rows(table, rows)
         result = WriteResult()
         table_id = self.target.table_id(table)
-        for chunk in self._chunks(rows, result):
+        copies: dict[int, list[int]] = {}  # batch index of a sent row -> its identical copies
+        for chunk in self._chunks(rows, result, copies):
             result.merge(self._send(table_id, chunk))
+        # Copies share the fate of the row sent (all found only once every chunk is made).
+        shared = [replace(rejected, index=copy) for rejected in result.rejected for copy in copies.get(rejected.index, ())]
+        result.rejected = sorted([*result.rejected, *shared], key=lambda rejected: rejected.index)
+        result.duplicates = sum(len(indices) for indices in copies.values()) - len(shared)
         return result.with_records(rows)
 
     def _chunks(
-        self, rows: Sequence[Row], result: WriteResult
-    ) -> Iterator[list[tuple[int, str | None, dict[str, Any]]]]:
+        self, rows: Sequence[Row], result: WriteResult, copies: dict[int, list[int]]
+    ) -> Iterator[list[_Item]]:
         """Requests of (batch index, insertId, JSON row) under both limits.
 
         Sizes are measured on the JSON the client will send; a row that
-        alone exceeds the byte limit is rejected here, not sent.
+        alone exceeds the byte limit is rejected here, not sent. A row
+        identical to one already queued is not sent again: its index is
+        recorded in ``copies`` under the first one's.
         """
-        chunk: list[tuple[int, str | None, dict[str, Any]]] = []
+        first_index: dict[str, int] = {}
+        chunk: list[_Item] = []
         size = _REQUEST_ENVELOPE_BYTES
         for index, row in enumerate(rows):
             data = row.to_bigquery_row()
-            insert_id = row.id  # None only when validation was bypassed
-            row_bytes = (
-                len(json.dumps(data).encode("utf-8")) + len(insert_id or "") + _ROW_ENVELOPE_BYTES
-            )
+            row_id = insert_id(data)
+            row_bytes = wire_size(data) + len(row_id) + _ROW_ENVELOPE_BYTES  # as the client sends it
             if row_bytes + _REQUEST_ENVELOPE_BYTES > self.max_request_bytes:
                 result.rejected.append(
                     RejectedRow(
@@ -104,23 +138,25 @@ class BigQueryStreamWriter:
                     )
                 )
                 continue
+            if row_id in first_index:
+                copies.setdefault(first_index[row_id], []).append(index)
+                continue
+            first_index[row_id] = index
             if chunk and (
                 len(chunk) >= self.max_rows_per_request or size + row_bytes > self.max_request_bytes
             ):
                 yield chunk
                 chunk, size = [], _REQUEST_ENVELOPE_BYTES
-            chunk.append((index, insert_id, data))
+            chunk.append((index, row_id, data))
             size += row_bytes
         if chunk:
             yield chunk
 
-    def _send(
-        self, table_id: str, chunk: list[tuple[int, str | None, dict[str, Any]]]
-    ) -> WriteResult:
+    def _send(self, table_id: str, chunk: list[_Item]) -> WriteResult:
         errors = self.target.client.insert_rows_json(
             table_id,
             [data for _, _, data in chunk],
-            row_ids=[insert_id for _, insert_id, _ in chunk],
+            row_ids=[row_id for _, row_id, _ in chunk],
             skip_invalid_rows=True,
             timeout=self.timeout,
         )
@@ -128,9 +164,7 @@ class BigQueryStreamWriter:
         return WriteResult(written=len(chunk) - len(rejected), rejected=rejected, requests=1)
 
 
-def _rejected(
-    chunk: list[tuple[int, str | None, dict[str, Any]]], error: dict[str, Any]
-) -> RejectedRow:
+def _rejected(chunk: list[_Item], error: dict[str, Any]) -> RejectedRow:
     """Map one insertAll ``insertErrors`` entry back to the batch."""
     index, _, data = chunk[error["index"]]
     problems = error.get("errors") or [{"reason": "unknown", "message": "no reason given"}]

@@ -14,7 +14,6 @@ raises and, the statement being atomic, stores nothing.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
+from bqrepo.json_encoding import to_json_text
 from bqrepo.rows import Row
 from bqrepo.writers.result import RejectedRow, WriteResult, check_rows
 
@@ -48,11 +48,8 @@ def arrow_type(column: sa.Column[Any]) -> pa.DataType:
     raise TypeError(f"column {column.name!r}: no Arrow type for {kind!r}")
 
 
-_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
 def _json_text(value: Any) -> str | None:
-    return None if value is None else _encode_json(value)
+    return None if value is None else to_json_text(value)
 
 
 class DuckDBWriter:

@@ -1,8 +1,11 @@
 """What every writer returns, and the one-method protocol writers implement.
 
 A write never loses a row silently: every row of the batch is either counted
-in :attr:`WriteResult.written` or listed in :attr:`WriteResult.rejected`
-with its index in the batch, its data and the reason.
+in :attr:`WriteResult.written`, counted in :attr:`WriteResult.duplicates`
+(an identical copy of another row of the same batch, which the streaming
+writer sends once), or listed in :attr:`WriteResult.rejected` with its index
+in the batch, its data and the reason:
+``written + duplicates + len(rejected) == len(rows)``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
 
-from bqrepo.rows import Row
+from bqrepo.rows import Row, RowError
 
 __all__ = ["RejectedRow", "WriteResult", "Writer", "check_rows"]
 
@@ -31,6 +34,12 @@ class RejectedRow:
     again can succeed. ``record`` is the validated row, the same whichever
     writer ran, ready to write again; it is None only when validation
     rejected the record.
+
+    ``problems`` lists every ``(field, reason)`` found on the row: a record
+    with three bad fields is *one* rejected row carrying three problems.
+    ``field`` and ``reason`` are those of the first problem (what a caller
+    written before ``problems`` existed reads); a rejection built with only
+    ``field`` and ``reason`` gets them as its single problem.
     """
 
     index: int
@@ -39,19 +48,42 @@ class RejectedRow:
     field: str | None = None
     retryable: bool = False
     record: Row | None = None
+    problems: tuple[tuple[str | None, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.problems:
+            object.__setattr__(self, "problems", ((self.field, self.reason),))
+
+    @classmethod
+    def from_errors(cls, row: dict[str, Any], errors: Sequence[RowError]) -> RejectedRow:
+        """One rejection for one record's validation errors (all of the same ``index``)."""
+        first = errors[0]
+        return cls(
+            index=first.index,
+            row=row,
+            reason=first.message,
+            field=first.field,
+            problems=tuple((error.field, error.message) for error in errors),
+        )
 
 
 @dataclass
 class WriteResult:
     """Outcome of one ``Writer.write`` call.
 
-    ``requests`` counts the round trips made (streaming requests, load jobs,
-    or statements), which shows how a batch was chunked.
+    ``written`` is the number of rows the table gained. ``duplicates``
+    counts rows of the batch identical in every column to an earlier row of
+    it: the streaming writer sends such a row once, since BigQuery would drop
+    the copy anyway (same insertId), and counts the copies here rather than
+    as written. ``rejected`` holds one entry per rejected row (never one per problem).
+    ``requests`` counts the round trips made (streaming requests,
+    load jobs, or statements), which shows how a batch was chunked.
     """
 
     written: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
     requests: int = 0
+    duplicates: int = 0
 
     @property
     def ok(self) -> bool:
@@ -71,6 +103,7 @@ class WriteResult:
         self.written += other.written
         self.rejected.extend(other.rejected)
         self.requests += other.requests
+        self.duplicates += other.duplicates
 
 
 @runtime_checkable
