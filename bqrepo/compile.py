@@ -20,12 +20,13 @@ the golden tests (tests/golden/) catch a change to them.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 __all__ = ["CompiledQuery", "bigquery_dialect", "compile_bigquery"]
 
@@ -51,9 +52,13 @@ class CompiledQuery:
         """
         from google.cloud.bigquery.dbapi import _helpers
 
+        # The private helper is untyped; this is the part of its signature used here.
+        to_query_parameters: Callable[[dict[str, Any], dict[str, str]], list[Any]] = (
+            _helpers.to_query_parameters
+        )
         values = {name: value for name, (_type, value) in self.parameters.items()}
         types = {name: _element_type(type_) for name, (type_, _value) in self.parameters.items()}
-        return _helpers.to_query_parameters(values, types)
+        return to_query_parameters(values, types)
 
 
 def _element_type(type_: str) -> str:
@@ -78,11 +83,19 @@ def compile_bigquery(statement: ClauseElement, /, **params: Any) -> CompiledQuer
     default); a missing one raises :class:`sqlalchemy.exc.InvalidRequestError`
     naming it. No network, no credentials.
     """
-    from google.cloud.bigquery.dbapi.cursor import _extract_types
+    from google.cloud.bigquery.dbapi import cursor
 
+    # The private helper is untyped: it returns the operation without types, and
+    # {name: type} for named placeholders, [type or None] for positional ones,
+    # None for none.
+    extract_types: Callable[[str], tuple[str, dict[str, str] | list[str | None] | None]] = (
+        cursor._extract_types
+    )
     compiled = statement.compile(dialect=bigquery_dialect())
+    if not isinstance(compiled, SQLCompiler):
+        raise TypeError(f"{type(statement).__name__} is not a SQL statement with parameters (DDL?)")
     values = compiled.construct_params(params, _check=True)
-    operation, types = _extract_types(compiled.string)
+    operation, types = extract_types(compiled.string)
     types = types or {}
     if not isinstance(types, dict):
         raise ValueError("statement uses positional parameters; bqrepo statements use named ones")

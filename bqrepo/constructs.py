@@ -108,7 +108,7 @@ class BucketSpec:
                 raise ValueError(
                     f"bucket {bucket!r}: calendar units take no count; use a fixed width such as '14 days'"
                 )
-            return cls(unit=unit)  # type: ignore[arg-type]
+            return cls(unit=unit)
         raise ValueError(
             f"bucket {bucket!r} has unknown unit {match.group(2)!r}: use SECOND, MINUTE, HOUR, DAY, "
             "WEEK, MONTH, QUARTER or YEAR"
@@ -166,7 +166,8 @@ class _TimestampExpression(ColumnElement[datetime]):
 
 
 def _expression(value: Any) -> ColumnElement[Any]:
-    return coercions.expect(roles.ExpressionElementRole, value, type_=_TIMESTAMP)
+    expression: ColumnElement[Any] = coercions.expect(roles.ExpressionElementRole, value, type_=_TIMESTAMP)
+    return expression
 
 
 class FixedBucket(_TimestampExpression):
@@ -178,9 +179,12 @@ class FixedBucket(_TimestampExpression):
         ("seconds", InternalTraversal.dp_plain_obj),
     ]
 
+    seconds: int
+
     def __init__(self, timestamp: Any, seconds: int) -> None:
         self.timestamp = _expression(timestamp)
-        self.seconds = BucketSpec(seconds=seconds).seconds
+        BucketSpec(seconds=seconds)  # validates: a positive whole number of seconds
+        self.seconds = seconds
 
 
 class CalendarBucket(_TimestampExpression):
@@ -192,9 +196,12 @@ class CalendarBucket(_TimestampExpression):
         ("unit", InternalTraversal.dp_plain_obj),
     ]
 
+    unit: CalendarUnit
+
     def __init__(self, timestamp: Any, unit: CalendarUnit) -> None:
         self.timestamp = _expression(timestamp)
-        self.unit = BucketSpec(unit=unit).unit
+        BucketSpec(unit=unit)  # validates: one of WEEK, MONTH, QUARTER, YEAR
+        self.unit = unit
 
 
 class SecondsBetween(ColumnElement[float]):

@@ -87,4 +87,5 @@ def is_transient(exc: BaseException) -> bool:
         # 403 rateLimitExceeded is BigQuery's way of saying "slow down".
         reasons = {error.get("reason") for error in getattr(exc, "errors", []) or []}
         return bool(reasons & {"rateLimitExceeded", "backendError"})
-    return bool(if_transient_error(exc))
+    # The predicate matches Exception subclasses only; KeyboardInterrupt and co. are never transient.
+    return isinstance(exc, Exception) and bool(if_transient_error(exc))

@@ -492,7 +492,7 @@ class RowError:
 class ValidRow(NamedTuple):
     """A record that validated, with its position in the input batch."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index(), as declared
     row: Row
 
 

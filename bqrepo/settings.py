@@ -287,7 +287,7 @@ def _django_settings() -> Mapping[str, object]:
     Imported lazily so that bqrepo never requires Django.
     """
     try:
-        from django.conf import settings as django_settings  # type: ignore[import-untyped]
+        from django.conf import settings as django_settings
     except ImportError:
         return {}
     if not django_settings.configured and not os.environ.get("DJANGO_SETTINGS_MODULE"):

@@ -9,4 +9,6 @@ bash scripts/setup.sh test
 if [ ! -x /usr/lib/postgresql/15/bin/initdb ] && [ -z "${BQREPO_PG_BINDIR:-}" ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null
 fi
+# Type-check first: the package must stay clean under mypy --strict (config: pyproject.toml [tool.mypy]).
+.venv/bin/python -m mypy --strict bqrepo
 exec .venv/bin/python -m pytest "$@"

@@ -65,7 +65,7 @@ def ensure_dataset(bind: sa.engine.Connection | Any, settings: Settings) -> None
     if bind.dialect.name != "bigquery":
         return
     element = CreateDataset(settings.bigquery_project, settings.bigquery_dataset, settings.location)
-    if getattr(bind, "as_sql", False):
+    if not isinstance(bind, sa.engine.Connection) and getattr(bind, "as_sql", False):
         # ``memo`` is Alembic's per-run scratch space on the impl.
         printed: set[tuple[str, str]] = bind.memo.setdefault("bqrepo_datasets_printed", set())
         if (element.project, element.dataset) not in printed:

@@ -66,7 +66,10 @@ def table_id(context: MigrationContext, table_name: str, schema: str | None = No
 
 def client(operations: Operations) -> Any:
     """The ``google.cloud.bigquery.Client`` behind the migration's connection."""
-    return client_of(operations.migration_context.connection)
+    connection = operations.migration_context.connection
+    if connection is None:
+        raise TypeError("no live connection (offline --sql run?): the BigQuery API needs one")
+    return client_of(connection)
 
 
 def get_table_or_none(bq_client: Any, table_ref: str) -> Any:

@@ -15,7 +15,7 @@ the complete set.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ from alembic.ddl.base import format_table_name
 from alembic.operations import MigrateOperation, Operations
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import ExecutableDDLElement
+from sqlalchemy.types import TypeEngine
 
 from bqrepo.alembic_ext import live
 from bqrepo.table_options import SchemaError, check_labels
@@ -146,6 +147,9 @@ class SetTableOptions(ExecutableDDLElement):
 
     inherit_cache = False
 
+    # Shadows Executable.options(), which sets ORM loader options: meaningless on DDL.
+    options: dict[str, Any]  # type: ignore[assignment]
+
     def __init__(
         self, table_name: str, options: Mapping[str, Any], schema: str | None = None
     ) -> None:
@@ -156,7 +160,7 @@ class SetTableOptions(ExecutableDDLElement):
 
 @compiles(SetTableOptions, "bigquery")
 def _compile_set_table_options(element: SetTableOptions, compiler: Any, **kw: Any) -> str:
-    literal = compiler.sql_compiler.render_literal_value
+    literal: Callable[[Any, TypeEngine[Any]], str] = compiler.sql_compiler.render_literal_value
 
     def value(name: str, v: Any) -> str:
         if v is None or v == {}:

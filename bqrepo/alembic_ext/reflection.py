@@ -38,4 +38,4 @@ def patch_reflection() -> None:
         return {"name": None, **original(self, *args, **kw)}
 
     get_pk_constraint._bqrepo_patched = True  # type: ignore[attr-defined]
-    BigQueryDialect.get_pk_constraint = get_pk_constraint  # type: ignore[method-assign]
+    BigQueryDialect.get_pk_constraint = get_pk_constraint

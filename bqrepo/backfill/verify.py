@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bqrepo.backfill.chunks import Chunk
+from bqrepo.backfill.chunks import Bound, Chunk
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.backfill.reader import SourceReader
 from bqrepo.rows import ROW_TYPES, validate_rows
@@ -113,11 +113,20 @@ def _day(value: Any) -> dt.date:
     return value.astimezone(dt.UTC).date() if isinstance(value, dt.datetime) else value
 
 
+def _days(start: Bound, end: Bound) -> int:
+    """Whole days from ``start`` to ``end``, two dates or two datetimes (a mix cannot be subtracted)."""
+    if isinstance(start, dt.datetime) and isinstance(end, dt.datetime):
+        return (end - start).days
+    if not isinstance(start, dt.datetime) and not isinstance(end, dt.datetime):
+        return (end - start).days
+    raise TypeError(f"cannot subtract {type(start).__name__} from {type(end).__name__}: {start!r}, {end!r}")
+
+
 def _windows(chunk_list: list[Chunk], max_days: int) -> Iterator[Chunk]:
     """Consecutive chunks merged into windows of at most ``max_days`` (or one chunk)."""
     current: Chunk | None = None
     for chunk in chunk_list:
-        if current is not None and current.end == chunk.start and (chunk.end - current.start).days <= max_days:
+        if current is not None and current.end == chunk.start and _days(current.start, chunk.end) <= max_days:
             current = Chunk(current.start, chunk.end)
             continue
         if current is not None:

@@ -242,7 +242,7 @@ class LocalBigQuery:
 
         return bigquery.Client(
             project=project or self.project,
-            credentials=AnonymousCredentials(),
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options=ClientOptions(api_endpoint=self.endpoint),
         )
 

@@ -127,6 +127,8 @@ def _arrow_batch(table: sa.Table, rows: list[Row]) -> pa.Table:
 
 def _execute(connection: sa.Connection, view: str, batch: pa.Table, statement: Any) -> None:
     duck = connection.connection.driver_connection
+    if duck is None:
+        raise TypeError("the connection has no open DuckDB driver connection")
     duck.register(view, batch)
     try:
         connection.execute(statement)

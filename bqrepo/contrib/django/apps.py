@@ -7,10 +7,10 @@ plain ``AppConfig`` and ``ready()`` never runs.
 
 from __future__ import annotations
 
-from django.apps import AppConfig  # type: ignore[import-untyped]
+from django.apps import AppConfig
 
 
-class BqrepoConfig(AppConfig):  # type: ignore[misc]
+class BqrepoConfig(AppConfig):
     """Registers bqrepo's system checks, so a typo in a setting fails ``manage.py check``."""
 
     name = "bqrepo.contrib.django"

@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings as django_settings  # type: ignore[import-untyped]
-from django.core import checks  # type: ignore[import-untyped]
+from django.conf import settings as django_settings
+from django.core import checks
 
 from bqrepo.errors import ConfigurationError
 from bqrepo.settings import (
