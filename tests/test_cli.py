@@ -420,6 +420,21 @@ def test_a_csv_cell_that_is_not_json_names_its_field_and_keeps_the_record(migrat
 
 
 @pytest.mark.bigquery
+def test_info_on_a_dataset_that_does_not_exist_yet(bigquery_settings, tmp_path):
+    env = clean_env(
+        BQREPO_URL=bigquery_settings.url or "",
+        BIGQUERY_EMULATOR_HOST=bigquery_settings.emulator_host or "",
+        GCP_PROJECT_ID=bigquery_settings.project_id,
+    )
+    result = run("info", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "revision  none (run `bqrepo migrate`)" in result.stdout, result.stdout
+    data = json.loads(run("info", "--json", cwd=tmp_path, env=env).stdout)
+    assert data["pending_rebuilds"] == [] and data["alembic_revision"] is None
+    assert not any(table["exists"] for table in data["tables"])
+
+
+@pytest.mark.bigquery
 def test_info_and_ingest_on_the_standin(bigquery_settings, tmp_path):
     env = clean_env(
         BQREPO_URL=bigquery_settings.url or "",

@@ -75,6 +75,7 @@ from alembic.autogenerate import renderers
 from alembic.ddl.base import format_table_name
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrateOperation, Operations
+from google.api_core.exceptions import NotFound
 from google.cloud.bigquery import TimePartitioning
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import ExecutableDDLElement
@@ -163,8 +164,14 @@ class PendingRebuild:
 
 
 def pending_rebuilds(client: Any, project: str, dataset: str) -> list[PendingRebuild]:
-    """Rebuilds left unfinished in ``dataset``: one per ``<table>__bqrepo_repartition`` table."""
-    names = {table.table_id for table in client.list_tables(f"{project}.{dataset}")}
+    """Rebuilds left unfinished in ``dataset``: one per ``<table>__bqrepo_repartition`` table.
+
+    None in a dataset that does not exist (yet).
+    """
+    try:
+        names = {table.table_id for table in client.list_tables(f"{project}.{dataset}")}
+    except NotFound:
+        return []
     return [
         PendingRebuild(name.removesuffix(STAGING_SUFFIX), name, name.removesuffix(STAGING_SUFFIX) in names)
         for name in sorted(names)
