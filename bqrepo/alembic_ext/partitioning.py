@@ -84,6 +84,7 @@ from sqlalchemy.sql.selectable import NamedFromClause
 from bqrepo.alembic_ext import live
 from bqrepo.alembic_ext.options import SetTableOptions
 from bqrepo.errors import BackendError
+from bqrepo.redact import redact_text
 from bqrepo.table_options import (
     MAX_PARTITIONS,
     MAX_PARTITIONS_MODIFIED_PER_JOB,
@@ -515,7 +516,7 @@ class _Repartition:
         except BaseException as exc:
             message = (
                 f"table {self.name}: change_partitioning stopped while {self.step}: "
-                f"{type(exc).__name__}: {str(exc).rstrip('.')}. Run the migration again (`bqrepo migrate`) to "
+                f"{type(exc).__name__}: {redact_text(str(exc)).rstrip('.')}. Run the migration again (`bqrepo migrate`) to "
                 f"finish from there; `bqrepo info` lists the pending rebuild."
             )
             log.error(message)
