@@ -33,8 +33,10 @@ likewise looks its job up. Chunks
 loaded before a :class:`~bqrepo.errors.TransientError` stay loaded: sending
 the whole batch again duplicates them in the raw table, which reads
 de-duplicate on id (the back-fill instead re-writes only the missing ids).
-Other request failures (no such table, no permission) raise the client's
-exception.
+Other request failures raise :class:`~bqrepo.errors.TransientError` when a
+retry can cure them (5xx, the network gone after the client's retries),
+:class:`~bqrepo.errors.NotMigratedError` for a missing table, and the
+client's exception otherwise (no permission).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound, R
 from google.api_core.retry import Retry
 from google.cloud import bigquery
 
-from bqrepo.engine import log_job
+from bqrepo.engine import backend_errors, log_job
 from bqrepo.errors import TransientError
 from bqrepo.json_encoding import to_json_text
 from bqrepo.rows import Row
@@ -164,9 +166,10 @@ class BigQueryLoadWriter:
         if not rows:
             return result
         table_id = self.target.table_id(table)
-        schema = self.target.client.get_table(table_id).schema
-        for chunk in self._chunks(table, rows):
-            result.merge(self._load(table_id, schema, chunk))
+        with backend_errors(f"writing {table.name} to {table_id}"):
+            schema = self.target.client.get_table(table_id).schema
+            for chunk in self._chunks(table, rows):
+                result.merge(self._load(table_id, schema, chunk))
         return result.with_records(rows)
 
     def _chunks(self, table: sa.Table, rows: Sequence[Row]) -> Iterator[list[tuple[int, bytes]]]:
