@@ -23,7 +23,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from bqrepo.backfill.chunks import Chunk
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.errors import BackendError, ConfigurationError
 from bqrepo.redact import normalize_url, redact_text, redact_url
@@ -157,7 +156,3 @@ class SourceReader:
                     }
         except sa.exc.DBAPIError as exc:
             raise SourceError(f"reading {self.mapping.source_name}: {redact_text(str(exc.orig).strip())}") from None
-
-    def read(self, chunk: Chunk) -> list[dict[str, Any]]:
-        """All records of one chunk."""
-        return list(self.iter_records(chunk.start, chunk.end))
