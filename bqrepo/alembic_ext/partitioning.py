@@ -86,6 +86,8 @@ from bqrepo.alembic_ext.options import SetTableOptions
 from bqrepo.errors import BackendError
 from bqrepo.redact import redact_text
 from bqrepo.table_options import (
+    FIRST_PARTITIONED_DAY,
+    LAST_PARTITIONED_DAY,
     MAX_PARTITIONS,
     MAX_PARTITIONS_MODIFIED_PER_JOB,
     PartitionLimitWarning,
@@ -109,9 +111,6 @@ log = logging.getLogger("bqrepo.alembic_ext")
 STAGING_SUFFIX = "__bqrepo_repartition"
 # On the old table while its require_partition_filter is switched off.
 _RELAXED_LABEL = "bqrepo_relaxed_partition_filter"
-# BigQuery puts values outside these dates into the __UNPARTITIONED__ partition.
-_FIRST_PARTITIONED_DAY = dt.date(1960, 1, 1)
-_LAST_PARTITIONED_DAY = dt.date(2159, 12, 31)
 _FLOOR = {
     "DATE": dt.date(1, 1, 1),
     "TIMESTAMP": dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc),
@@ -737,7 +736,7 @@ def _requires_filter(table: Any) -> bool:
 def _clamp(value: dt.date | dt.datetime) -> dt.date | str:
     """The partition a value lands in: its own, or the one __UNPARTITIONED__."""
     day = value.date() if isinstance(value, dt.datetime) else value
-    if day < _FIRST_PARTITIONED_DAY or day > _LAST_PARTITIONED_DAY:
+    if day < FIRST_PARTITIONED_DAY or day > LAST_PARTITIONED_DAY:
         return "__UNPARTITIONED__"
     return value
 

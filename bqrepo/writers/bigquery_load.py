@@ -3,7 +3,7 @@
 Rows are encoded as newline-delimited JSON and loaded with ``WRITE_APPEND``
 and the table's own schema (no autodetect, no schema changes). Chunking:
 
-* a job touches at most :data:`MAX_PARTITIONS_PER_JOB` partitions (BigQuery
+* a job touches at most :data:`~bqrepo.table_options.MAX_PARTITIONS_MODIFIED_PER_JOB` partitions (BigQuery
   allows 4,000), so rows are grouped by the partition they land in;
 * a job carries at most ``max_job_bytes`` of JSON, which bounds memory.
 
@@ -58,14 +58,18 @@ from bqrepo.engine import backend_errors, log_job
 from bqrepo.errors import TransientError
 from bqrepo.json_encoding import to_json_text
 from bqrepo.rows import Row
-from bqrepo.table_options import TableOptions
+from bqrepo.table_options import (
+    FIRST_PARTITIONED_DAY,
+    LAST_PARTITIONED_DAY,
+    MAX_PARTITIONS_MODIFIED_PER_JOB,
+    TableOptions,
+)
 from bqrepo.writers.bigquery_target import BigQueryTarget
 from bqrepo.writers.result import RejectedRow, WriteResult, check_rows
 
 __all__ = [
     "DEFAULT_JOB_RETRY",
     "MAX_JOB_BYTES",
-    "MAX_PARTITIONS_PER_JOB",
     "TRANSIENT_JOB_REASONS",
     "BigQueryLoadWriter",
     "partition_key",
@@ -73,14 +77,9 @@ __all__ = [
 
 log = logging.getLogger("bqrepo")
 
-#: BigQuery lets one job modify at most 4,000 partitions.
-MAX_PARTITIONS_PER_JOB = 4_000
 #: JSON bytes per load job; the batch is encoded in memory.
 MAX_JOB_BYTES = 1_000_000_000
 
-# Time-unit partitioning stores values outside this range in __UNPARTITIONED__.
-_FIRST_PARTITIONED = dt.date(1960, 1, 1)
-_LAST_PARTITIONED = dt.date(2159, 12, 31)
 UNPARTITIONED = "__UNPARTITIONED__"
 
 #: Job failures that say nothing about the rows: the same job can succeed later.
@@ -118,7 +117,7 @@ def partition_key(value: dt.date | dt.datetime | None, granularity: str) -> Hash
     if value is None:
         return None
     day = value.date() if isinstance(value, dt.datetime) else value
-    if not _FIRST_PARTITIONED <= day <= _LAST_PARTITIONED:
+    if not FIRST_PARTITIONED_DAY <= day <= LAST_PARTITIONED_DAY:
         return UNPARTITIONED
     if granularity == "HOUR" and isinstance(value, dt.datetime):
         return (day, value.hour)
@@ -141,7 +140,7 @@ class BigQueryLoadWriter:
         self,
         target: BigQueryTarget,
         *,
-        max_partitions_per_job: int = MAX_PARTITIONS_PER_JOB,
+        max_partitions_per_job: int = MAX_PARTITIONS_MODIFIED_PER_JOB,
         max_job_bytes: int = MAX_JOB_BYTES,
         timeout: float | None = 600.0,
         job_retry: Retry = DEFAULT_JOB_RETRY,
