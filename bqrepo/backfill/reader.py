@@ -25,9 +25,9 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.errors import BackendError, ConfigurationError
-from bqrepo.redact import normalize_url, redact_text, redact_url
+from bqrepo.redact import normalize_url, redact_text
 
-__all__ = ["SourceError", "SourceReader", "legacy_source_key", "mask_url", "source_engine", "source_key"]
+__all__ = ["SourceError", "SourceReader", "legacy_source_key", "source_engine", "source_key"]
 
 # Query parameters that say *which* database, as opposed to how to log in to it.
 _IDENTITY_PARAMETERS = ("host", "hostaddr", "port", "dbname", "user", "service")
@@ -48,11 +48,6 @@ def _parse(url: str) -> URL:
     raise ConfigurationError(
         f"--from uses {driver!r}; the back-fill reads PostgreSQL/TimescaleDB: postgresql://USER@HOST/DB"
     )
-
-
-def mask_url(url: str) -> str:
-    """The URL (or key-value DSN) with every credential replaced by ``***``, for messages."""
-    return redact_url(url)
 
 
 def source_key(url: str) -> str:
