@@ -40,7 +40,7 @@ from sqlalchemy.pool import NullPool
 
 from bqrepo.bigquery_checks import location_check
 from bqrepo.errors import BqrepoError, NotMigratedError, TransientError, is_transient
-from bqrepo.redact import display_host
+from bqrepo.redact import display_host, redact_text
 from bqrepo.settings import ConfigurationError, Settings, load_settings
 
 __all__ = [
@@ -248,7 +248,8 @@ def _error_for(exc: BaseException, where: str) -> BqrepoError | None:
             return None
         pending += [getattr(item, "orig", None), item.__cause__, *item.args[:1]]
     for cause in seen:
-        text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        # redacted: google-api-core quotes the request URL, and a URL may carry credentials
+        text = redact_text(str(cause).splitlines()[0]) if str(cause) else type(cause).__name__
         missing = re.search(r"Table with name (\w+) does not exist|Not found: Table ([\w:.-]+)", text)
         if missing:
             table = missing.group(1) or missing.group(2)

@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic_core import PydanticSerializationError, to_json
 
-__all__ = ["REPORT_DEPTH", "report_json", "to_json_text", "wire_size"]
+__all__ = ["REPORT_DEPTH", "rejection_line", "report_json", "to_json_text", "wire_size"]
 
 #: Nesting kept when a reported value is too deep to encode (BigQuery's JSON
 #: type stops at 500 levels; pydantic-core's encoder at a few hundred more).
@@ -63,6 +64,27 @@ def report_json(value: Any, *, indent: int | None = None) -> str:
     except PydanticSerializationError:
         cleaned = _reportable(value)
         return to_json(cleaned, indent=indent, inf_nan_mode="strings", serialize_unknown=True).decode("utf-8")
+
+
+def rejection_line(
+    where: dict[str, Any], problems: Sequence[tuple[str | None, str]], record_key: str, record: Any
+) -> str:
+    """One line of a rejected-rows file, the same shape for ``bqrepo ingest`` and the back-fill.
+
+    ``where`` says where the row came from, ``field``/``reason`` are those of
+    its first problem (enough for a quick look or a ``jq`` filter),
+    ``errors`` lists every problem as ``{field, reason}``, and the record
+    comes last under ``record_key``.
+    """
+    return report_json(
+        {
+            **where,
+            "field": problems[0][0],
+            "reason": problems[0][1],
+            "errors": [{"field": field, "reason": reason} for field, reason in problems],
+            record_key: record,
+        }
+    )
 
 
 def wire_size(value: Any) -> int:

@@ -116,8 +116,18 @@ def validate_url(value: str) -> URL:
 
 
 def validate_emulator_host(value: str) -> str:
-    """Return ``value`` if it is ``host:port`` (or ``http://host:port``), else raise."""
+    """Return ``value`` if it is ``host:port`` (or ``http://host:port``), else raise.
+
+    User information is refused, and not echoed: the stand-in never needs
+    credentials, and a password here would travel into every endpoint URL
+    and from there into google-api-core's error texts.
+    """
     parts = urlsplit(value if "://" in value else f"http://{value}")
+    if "@" in parts.netloc:
+        raise ConfigurationError(
+            f"BIGQUERY_EMULATOR_HOST must be host:port such as {display_host(value) or '127.0.0.1:9050'}; "
+            "it carries a user/password, which the stand-in never needs"
+        )
     try:
         port = parts.port
     except ValueError:

@@ -14,6 +14,7 @@ touches anything.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from google.cloud.bigquery import TimePartitioning
 from bqrepo.errors import SchemaError
 
 __all__ = [
+    "FIRST_PARTITIONED_DAY",
+    "LAST_PARTITIONED_DAY",
     "MAX_CLUSTERING_FIELDS",
     "MAX_PARTITIONS",
     "MAX_PARTITIONS_MODIFIED_PER_JOB",
@@ -39,7 +42,11 @@ __all__ = [
 
 MAX_CLUSTERING_FIELDS = 4
 MAX_PARTITIONS = 10_000
+#: BigQuery lets one job (a load, an INSERT ... SELECT) modify at most 4,000 partitions.
 MAX_PARTITIONS_MODIFIED_PER_JOB = 4_000
+#: Time-unit partitioning stores values before or after these days in ``__UNPARTITIONED__``.
+FIRST_PARTITIONED_DAY = dt.date(1960, 1, 1)
+LAST_PARTITIONED_DAY = dt.date(2159, 12, 31)
 _MS_PER_DAY = 86_400_000
 _TIMESTAMP_GRANULARITIES = {"HOUR", "DAY", "MONTH", "YEAR"}
 # sqlalchemy-bigquery raises ValueError for DAY/HOUR on a DATE column

@@ -825,6 +825,11 @@ def test_repartition_checksums_see_a_changed_value_and_a_duplicated_row(bigquery
     assert stats["doubled"][1] == stats["original"][1]  # XOR blind to a doubled pair; the sums are not
 
 
+def test_no_pending_rebuilds_in_a_dataset_that_does_not_exist(bigquery_settings: Settings) -> None:
+    client = bigquery_client(bigquery_settings)
+    assert partitioning.pending_rebuilds(client, bigquery_settings.bigquery_project, bigquery_settings.bigquery_dataset) == []
+
+
 REBUILD_STEPS = ("creating", "copying into", "dropping the old", "re-creating", "copying back", "dropping fred")
 
 

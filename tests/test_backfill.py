@@ -11,13 +11,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from bqrepo import migrate
-from bqrepo.backfill import backfill, load_mapping, mask_url
+from bqrepo.backfill import backfill, load_mapping
 from bqrepo.engine import create_engine
 from bqrepo.schema import metadata
 from bqrepo.settings import ConfigurationError, Settings
@@ -462,6 +463,24 @@ def test_unreadable_checkpoints_are_refused_clearly(legacy_postgres, migrated_du
         backfill(server.url, "world_bank", settings=migrated_duckdb, checkpoint_file=checkpoint)
 
 
+def test_checkpoint_file_text_is_unchanged_by_the_shared_json_encoder(tmp_path):
+    """Written with bqrepo.json_encoding now: byte for byte what json.dump(indent=1, sort_keys=True) wrote."""
+    from bqrepo.backfill import Checkpoint, Chunk
+
+    path = tmp_path / "cp.json"
+    checkpoint = Checkpoint.open(path, table="events", source="postgresql://me@db:5432/app core_event",
+                                 destination="bigquery p.d", timestamp=True)
+    months = [dt.datetime(2024, m, 1, tzinfo=dt.timezone.utc) for m in (11, 12)] + [dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)]
+    later, earlier = Chunk(months[1], months[2]), Chunk(months[0], months[1])
+    for chunk, rows in ((later, 7), (earlier, 0)):
+        checkpoint.begin(chunk)
+        checkpoint.commit(chunk, rows)
+    checkpoint.begin(Chunk(months[2], dt.datetime(2025, 2, 1, tzinfo=dt.timezone.utc)))
+    text = path.read_text("utf-8")
+    assert text == json.dumps(json.loads(text), indent=1, sort_keys=True)
+    assert list(json.loads(text)["completed"]) == [earlier.key, later.key]
+
+
 def test_chunk_intervals():
     from bqrepo.backfill.chunks import Chunk, covered, merge
 
@@ -491,10 +510,6 @@ def test_checkpoint_of_another_destination_is_refused(legacy_postgres, migrated_
     other = Settings(duckdb_path=str(tmp_path / "other.duckdb"))
     with pytest.raises(ConfigurationError, match="belongs to another back-fill"):
         backfill(server.url, "world_bank", settings=other, checkpoint_file=checkpoint)
-
-
-def test_mask_url_hides_the_password():
-    assert mask_url("postgresql://me:hunter2@db:5432/app") == "postgresql://me:***@db:5432/app"
 
 
 @pytest.mark.parametrize(
@@ -561,6 +576,34 @@ def test_backfill_into_the_standin(legacy_postgres, bigquery_settings, tmp_path,
     assert result.verification.ok, result.verification.mismatches
     expected = {d: n for d, n in source_per_day(server.url, table).items() if since <= d < until}
     assert destination_per_day(bigquery_settings, table) == expected
+
+
+class _StopAtStart(Exception):
+    pass
+
+
+@pytest.mark.bigquery
+def test_a_plan_over_the_load_job_budget_warns_before_anything_is_written(legacy_postgres, bigquery_settings, tmp_path):
+    """The warning reaches Progress.started, while stopping the run still costs nothing."""
+    server, _ = legacy_postgres
+    heard: list[Sequence[str]] = []
+
+    class Recorder:
+        def started(self, *, warnings: Sequence[str], **_: int) -> None:
+            heard.append(warnings)
+            raise _StopAtStart
+
+        def chunk_done(self, chunk, rows: int) -> None:  # type: ignore[no-untyped-def]
+            raise AssertionError("nothing may be written before the warning")
+
+        def verifying(self) -> None:
+            raise AssertionError("unreachable")
+
+    with pytest.raises(_StopAtStart):
+        backfill(server.url, "events", settings=bigquery_settings, checkpoint_file=tmp_path / "cp.json",
+                 progress=Recorder(), rows_per_write=1)
+    [[warning]] = heard
+    assert "load jobs, over 500: BigQuery allows 1,500 per table per day" in warning
 
 
 @pytest.mark.bigquery

@@ -260,10 +260,13 @@ def test_ingest_jsonl_writes_good_rows_and_names_bad_ones(migrated, tmp_path):
     rejected = [json.loads(line) for line in rejected_file.read_text().splitlines()]
     by_line = {r["position"]: r for r in rejected}
     assert sorted(by_line) == [2, 3, 4, 7]
-    assert by_line[2]["errors"][0]["field"] == "mentioned_at" and "naive" in by_line[2]["errors"][0]["message"]
-    assert "not valid JSON" in by_line[3]["errors"][0]["message"]
+    assert by_line[2]["errors"][0]["field"] == "mentioned_at" and "naive" in by_line[2]["errors"][0]["reason"]
+    assert "not valid JSON" in by_line[3]["errors"][0]["reason"]
     assert by_line[4]["errors"][0]["field"] == "risk_score"
     assert by_line[7]["errors"][0]["field"] == "colour"
+    # the back-fill's shape: field/reason of the first problem, then every {field, reason}
+    assert list(by_line[2]) == ["position", "field", "reason", "errors", "record"]
+    assert (by_line[2]["field"], by_line[2]["reason"]) == (by_line[2]["errors"][0]["field"], by_line[2]["errors"][0]["reason"])
     stored = {e.id: e for e in _events(migrated)}
     assert set(stored) == {"e1", "e4"}
     assert stored["e4"].title == "Robert'); DROP TABLE events;--" and stored["e1"].metadata == {"a": [1]}
@@ -387,12 +390,12 @@ def test_ingest_rejects_hostile_rows_one_line_each_and_writes_the_rest(migrated,
     assert sorted(rejected) == [2, 3, 4, 5, 6, 7, 8]
     for position in (2, 3):
         [error] = rejected[position]["errors"]
-        assert error["field"] == "mentioned_at" and "outside the timestamp range" in error["message"]
-    assert "nested too deep" in rejected[4]["errors"][0]["message"]
-    assert rejected[5]["errors"] == [{"field": "metadata", "message": rejected[5]["errors"][0]["message"]}]
-    assert "nested more than 200 levels" in rejected[5]["errors"][0]["message"]
-    assert "64-bit range" in rejected[6]["errors"][0]["message"]
-    assert "4300 digits" in rejected[7]["errors"][0]["message"]
+        assert error["field"] == "mentioned_at" and "outside the timestamp range" in error["reason"]
+    assert "nested too deep" in rejected[4]["errors"][0]["reason"]
+    assert rejected[5]["errors"] == [{"field": "metadata", "reason": rejected[5]["errors"][0]["reason"]}]
+    assert "nested more than 200 levels" in rejected[5]["errors"][0]["reason"]
+    assert "64-bit range" in rejected[6]["errors"][0]["reason"]
+    assert "4300 digits" in rejected[7]["errors"][0]["reason"]
     assert sorted(error["field"] for error in rejected[8]["errors"]) == ["id", "risk_score", "title"]
     assert rejected[8]["record"]["title"] == "\\ud800"  # the lone surrogate, shown as its escape
     assert {e.id for e in _events(migrated)} == {"e1", "e9"}
@@ -410,13 +413,28 @@ def test_a_csv_cell_that_is_not_json_names_its_field_and_keeps_the_record(migrat
     assert result.exit_code == 1 and "wrote 1 row(s)" in result.output and "rejected 2 row(s)" in result.output
     first, second = _strict_lines(tmp_path / "events.rejected.jsonl")
     assert first["position"] == 3 and [e["field"] for e in first["errors"]] == ["metadata"]
-    assert "not valid JSON" in first["errors"][0]["message"]
+    assert "not valid JSON" in first["errors"][0]["reason"]
     assert first["record"] == {
         "id": "c2", "title": "broken metadata", "mentioned_at": "2024-03-01T10:00:00Z",
         "risk_score": "2.5", "metadata": "{not json",
     }
     assert second["position"] == 4 and [e["field"] for e in second["errors"]] == ["metadata", "risk_score"]
     assert {e.id: e.metadata for e in _events(migrated)} == {"c1": {"a": 1}}
+
+
+@pytest.mark.bigquery
+def test_info_on_a_dataset_that_does_not_exist_yet(bigquery_settings, tmp_path):
+    env = clean_env(
+        BQREPO_URL=bigquery_settings.url or "",
+        BIGQUERY_EMULATOR_HOST=bigquery_settings.emulator_host or "",
+        GCP_PROJECT_ID=bigquery_settings.project_id,
+    )
+    result = run("info", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "revision  none (run `bqrepo migrate`)" in result.stdout, result.stdout
+    data = json.loads(run("info", "--json", cwd=tmp_path, env=env).stdout)
+    assert data["pending_rebuilds"] == [] and data["alembic_revision"] is None
+    assert not any(table["exists"] for table in data["tables"])
 
 
 @pytest.mark.bigquery

@@ -113,16 +113,32 @@ def test_emulator_host_is_shown_without_user_or_password() -> None:
     assert display_host("http://user:hunter2@localhost:9050") == "http://localhost:9050"
 
 
-def test_unreachable_emulator_never_echoes_its_password(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k != "BQREPO_URL"} | {"BIGQUERY_EMULATOR_HOST": f"user:PW-{TAIL}@127.0.0.1:{port}"}
+def test_an_emulator_host_with_a_password_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    """The stand-in never needs credentials: userinfo in BIGQUERY_EMULATOR_HOST would only
+    travel into endpoint URLs, and from there into google-api-core's error texts."""
+    for host in (f"user:PW-{TAIL}@127.0.0.1:9050", f"http://user:PW-{TAIL}@localhost:9050", f"PW-{TAIL}@127.0.0.1:9050"):
+        with pytest.raises(ConfigurationError, match="carries a user/password, which the stand-in never needs") as refused:
+            Settings(project_id="test-project", dataset="d", emulator_host=host)
+        _assert_nowhere([TAIL, "PW-"], str(refused.value))
+    env = {k: v for k, v in os.environ.items() if k != "BQREPO_URL"} | {"BIGQUERY_EMULATOR_HOST": f"user:PW-{TAIL}@127.0.0.1:9050"}
     done = subprocess.run([BQREPO, "--url", "bigquery://test-project/abc", "-v", "info"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and "cannot reach the BigQuery stand-in" in done.stderr, done.stderr
+    assert done.returncode != 0 and "BIGQUERY_EMULATOR_HOST must be host:port" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     _assert_nowhere([TAIL, "PW-"], done.stdout, done.stderr)
+
+
+def test_backend_errors_redact_urls_in_the_client_text() -> None:
+    """Defence in depth: whatever URL google-api-core quotes loses its password."""
+    from google.api_core.exceptions import NotFound, ServiceUnavailable
+
+    from bqrepo.engine import _error_for
+
+    url = f"http://user:PW-{TAIL}@127.0.0.1:9050/bigquery/v2/projects/p/queries"
+    for cause in (ServiceUnavailable(f"POST {url}: backend down"), NotFound(f"GET {url}: Not found: Dataset p:d")):
+        translated = _error_for(cause, "bigquery")
+        assert translated is not None
+        _assert_nowhere([TAIL, "PW-"], str(translated))
 
 
 # --- the back-fill: output, logs, exceptions, files -------------------------------------------

@@ -28,10 +28,10 @@ from bqrepo.engine import create_engine
 from bqrepo.errors import TransientError
 from bqrepo.rows import EventRow
 from bqrepo.settings import Settings
-from bqrepo.testing.faults import JOBS_INSERT, POST, PUT, FaultProxy, is_load_job
+from bqrepo.testing.faults import INSERT_ALL, JOBS_INSERT, POST, PUT, FaultProxy, is_load_job
 from bqrepo.testing.standin import LocalBigQuery
 from bqrepo.repositories import EventRepository
-from bqrepo.writers import BigQueryLoadWriter, BigQueryStreamWriter
+from bqrepo.writers import BigQueryLoadWriter, BigQueryStreamWriter, writer_for
 
 pytestmark = pytest.mark.bigquery
 
@@ -207,6 +207,18 @@ def test_load_jobs_through_ten_percent_faults_store_each_row_once(
     assert written == 12_000
     assert len(faulty_bigquery.faults()) >= 10, faulty_bigquery.faults()
     assert stored_ids(engine, rows) == {row.id: 1 for row in rows}
+
+
+def test_a_stream_writer_from_writer_for_raises_transient_error_for_persistent_503s(
+    engine: sa.Engine, faulty_bigquery: FaultProxy
+) -> None:
+    """Not only the ``auto`` writer translates: the back-fill and ``ingest --method`` use these."""
+    writer = writer_for(engine, "stream")
+    assert isinstance(writer, BigQueryStreamWriter)
+    writer.retry = FAST
+    faulty_bigquery.fail(POST, INSERT_ALL, status=503, times=None)
+    with pytest.raises(TransientError, match=r"writing events to \S+\.events: .*\(transient: retry later\)"):
+        writer.write(schema.events, events(3))
 
 
 def test_streaming_through_ten_percent_faults_answers_exactly(

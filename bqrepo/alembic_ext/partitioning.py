@@ -75,6 +75,7 @@ from alembic.autogenerate import renderers
 from alembic.ddl.base import format_table_name
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrateOperation, Operations
+from google.api_core.exceptions import NotFound
 from google.cloud.bigquery import TimePartitioning
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import ExecutableDDLElement
@@ -83,7 +84,10 @@ from sqlalchemy.sql.selectable import NamedFromClause
 from bqrepo.alembic_ext import live
 from bqrepo.alembic_ext.options import SetTableOptions
 from bqrepo.errors import BackendError
+from bqrepo.redact import redact_text
 from bqrepo.table_options import (
+    FIRST_PARTITIONED_DAY,
+    LAST_PARTITIONED_DAY,
     MAX_PARTITIONS,
     MAX_PARTITIONS_MODIFIED_PER_JOB,
     PartitionLimitWarning,
@@ -107,9 +111,6 @@ log = logging.getLogger("bqrepo.alembic_ext")
 STAGING_SUFFIX = "__bqrepo_repartition"
 # On the old table while its require_partition_filter is switched off.
 _RELAXED_LABEL = "bqrepo_relaxed_partition_filter"
-# BigQuery puts values outside these dates into the __UNPARTITIONED__ partition.
-_FIRST_PARTITIONED_DAY = dt.date(1960, 1, 1)
-_LAST_PARTITIONED_DAY = dt.date(2159, 12, 31)
 _FLOOR = {
     "DATE": dt.date(1, 1, 1),
     "TIMESTAMP": dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc),
@@ -163,8 +164,14 @@ class PendingRebuild:
 
 
 def pending_rebuilds(client: Any, project: str, dataset: str) -> list[PendingRebuild]:
-    """Rebuilds left unfinished in ``dataset``: one per ``<table>__bqrepo_repartition`` table."""
-    names = {table.table_id for table in client.list_tables(f"{project}.{dataset}")}
+    """Rebuilds left unfinished in ``dataset``: one per ``<table>__bqrepo_repartition`` table.
+
+    None in a dataset that does not exist (yet).
+    """
+    try:
+        names = {table.table_id for table in client.list_tables(f"{project}.{dataset}")}
+    except NotFound:
+        return []
     return [
         PendingRebuild(name.removesuffix(STAGING_SUFFIX), name, name.removesuffix(STAGING_SUFFIX) in names)
         for name in sorted(names)
@@ -508,7 +515,7 @@ class _Repartition:
         except BaseException as exc:
             message = (
                 f"table {self.name}: change_partitioning stopped while {self.step}: "
-                f"{type(exc).__name__}: {str(exc).rstrip('.')}. Run the migration again (`bqrepo migrate`) to "
+                f"{type(exc).__name__}: {redact_text(str(exc)).rstrip('.')}. Run the migration again (`bqrepo migrate`) to "
                 f"finish from there; `bqrepo info` lists the pending rebuild."
             )
             log.error(message)
@@ -729,7 +736,7 @@ def _requires_filter(table: Any) -> bool:
 def _clamp(value: dt.date | dt.datetime) -> dt.date | str:
     """The partition a value lands in: its own, or the one __UNPARTITIONED__."""
     day = value.date() if isinstance(value, dt.datetime) else value
-    if day < _FIRST_PARTITIONED_DAY or day > _LAST_PARTITIONED_DAY:
+    if day < FIRST_PARTITIONED_DAY or day > LAST_PARTITIONED_DAY:
         return "__UNPARTITIONED__"
     return value
 

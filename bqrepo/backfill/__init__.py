@@ -22,7 +22,6 @@ from bqrepo.backfill.reader import (
     SourceError,
     SourceReader,
     legacy_source_key,
-    mask_url,
     source_engine,
     source_key,
 )
@@ -42,7 +41,6 @@ __all__ = [
     "backfill",
     "default_checkpoint",
     "load_mapping",
-    "mask_url",
 ]
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bqrepo.backfill.chunks import Chunk, covered, merge
+from bqrepo.json_encoding import to_json_text
 from bqrepo.redact import redact_text
 from bqrepo.settings import ConfigurationError
 
@@ -129,18 +130,19 @@ class Checkpoint:
 
     def save(self) -> None:
         """Write the file atomically and durably: a crash leaves the old or the new state."""
+        # Keys in sorted order, as the files written with json.dump(sort_keys=True) had them.
         data = {
-            "version": _VERSION,
-            "table": self.table,
-            "source": self.source,
+            "completed": dict(sorted((chunk.key, rows) for chunk, rows in self.completed.items())),
             "destination": self.destination,
             "in_flight": [chunk.key for chunk in self.in_flight],
-            "completed": {chunk.key: rows for chunk, rows in sorted(self.completed.items())},
+            "source": self.source,
+            "table": self.table,
+            "version": _VERSION,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         with tmp.open("w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.write(to_json_text(data, indent=1))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.path)

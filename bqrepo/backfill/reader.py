@@ -23,12 +23,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from bqrepo.backfill.chunks import Chunk
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.errors import BackendError, ConfigurationError
-from bqrepo.redact import normalize_url, redact_text, redact_url
+from bqrepo.redact import normalize_url, redact_text
 
-__all__ = ["SourceError", "SourceReader", "legacy_source_key", "mask_url", "source_engine", "source_key"]
+__all__ = ["SourceError", "SourceReader", "legacy_source_key", "source_engine", "source_key"]
 
 # Query parameters that say *which* database, as opposed to how to log in to it.
 _IDENTITY_PARAMETERS = ("host", "hostaddr", "port", "dbname", "user", "service")
@@ -49,11 +48,6 @@ def _parse(url: str) -> URL:
     raise ConfigurationError(
         f"--from uses {driver!r}; the back-fill reads PostgreSQL/TimescaleDB: postgresql://USER@HOST/DB"
     )
-
-
-def mask_url(url: str) -> str:
-    """The URL (or key-value DSN) with every credential replaced by ``***``, for messages."""
-    return redact_url(url)
 
 
 def source_key(url: str) -> str:
@@ -157,7 +151,3 @@ class SourceReader:
                     }
         except sa.exc.DBAPIError as exc:
             raise SourceError(f"reading {self.mapping.source_name}: {redact_text(str(exc.orig).strip())}") from None
-
-    def read(self, chunk: Chunk) -> list[dict[str, Any]]:
-        """All records of one chunk."""
-        return list(self.iter_records(chunk.start, chunk.end))

@@ -20,9 +20,12 @@ anything is written (:meth:`Progress.started`), with a warning above
 A chunk is committed only when every row was stored or refused for a
 reason of its own (a bad value). When rows were not stored for a reason a
 retry can cure (BigQuery failed the load job even after the writer's
-backoff, the load-job quota is used up, a row came back ``retryable``), the
-run stops with :class:`~bqrepo.errors.TransientError`, the chunk stays in
-flight, and the next run resumes there, writing only the ids still missing.
+backoff, the load-job quota is used up, the network or BigQuery failed a
+request), the writer raises :class:`~bqrepo.errors.TransientError`, the run
+stops with it, the chunk stays in flight, and the next run resumes there,
+writing only the ids still missing. (The writers used here, load jobs and
+DuckDB's, never return a row marked ``retryable``: a load job is atomic, so
+a transient failure stores none of its rows and raises.)
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from bqrepo.backfill.mapping import TableMapping
 from bqrepo.backfill.reader import SourceReader
 from bqrepo.backfill.verify import VerificationReport, verify
 from bqrepo.errors import InvalidArgumentError, TransientError
-from bqrepo.json_encoding import report_json
+from bqrepo.json_encoding import rejection_line
 from bqrepo.rows import ROW_TYPES, Row, validate_rows
 
 __all__ = ["JOB_BUDGET", "ROWS_PER_WRITE", "BackfillResult", "Plan", "Progress", "plan_backfill", "run_backfill"]
@@ -62,11 +65,21 @@ class Progress(Protocol):
 
     ``planned_writes`` is an upper bound on the writes (load jobs on
     BigQuery) the run will make; a reconciled chunk may need fewer.
+    ``warnings`` (a plan over :data:`JOB_BUDGET` load jobs) come before the
+    first write, while stopping the run still costs nothing.
     """
 
     def started(
-        self, *, total_rows: int, total_chunks: int, done_rows: int, done_chunks: int, planned_writes: int
-    ) -> None: ...
+        self,
+        *,
+        total_rows: int,
+        total_chunks: int,
+        done_rows: int,
+        done_chunks: int,
+        planned_writes: int,
+        warnings: Sequence[str],
+    ) -> None:
+        """Called once, before anything is written; ``warnings`` are also in :attr:`BackfillResult.notes`."""
 
     def chunk_done(self, chunk: Chunk, rows: int) -> None: ...
 
@@ -125,7 +138,7 @@ def _batches(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict
 
 
 class _Silent:
-    def started(self, **_: int) -> None:
+    def started(self, **_: Any) -> None:
         pass
 
     def chunk_done(self, chunk: Chunk, rows: int) -> None:
@@ -156,21 +169,14 @@ class BackfillResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _rejection(chunk: Chunk, source_row: Any, problems: Sequence[tuple[str | None, str]]) -> dict[str, Any]:
-    """One rejected row's line: ``field``/``reason`` of its first problem, and all of them."""
-    return {
-        "chunk": chunk.key,
-        "source_row": source_row,
-        "field": problems[0][0],
-        "reason": problems[0][1],
-        "errors": [{"field": name, "reason": reason} for name, reason in problems],
-    }
+def _rejection(table: str, chunk: Chunk, source_row: Any, problems: Sequence[tuple[str | None, str]]) -> str:
+    """One rejected row's line in the rejected file (the shape ``bqrepo ingest`` writes too)."""
+    return rejection_line({"table": table, "chunk": chunk.key}, problems, "source_row", source_row)
 
 
-def _write_rejections(path: Path, table: str, rejections: list[dict[str, Any]]) -> None:
+def _write_rejections(path: Path, lines: list[str]) -> None:
     with path.open("a", encoding="utf-8") as handle:
-        for rejection in rejections:
-            handle.write(report_json({"table": table, **rejection}) + "\n")
+        handle.writelines(line + "\n" for line in lines)
 
 
 def _stopped(table: str, chunk: Chunk, why: str) -> str:
@@ -242,17 +248,20 @@ def run_backfill(
         raise InvalidArgumentError("until", f"{until} must be after since ({since})")
     plan = plan_backfill(reader, mapping, checkpoint, since, until, rows_per_write=rows_per_write)
     chunk_list, todo = plan.chunks, plan.todo
+    warnings: list[str] = []
     if plan.writes > JOB_BUDGET and destination.dialect.name == "bigquery":
-        notes.append(
+        warnings.append(
             f"planned {plan.writes:,} load jobs, over {JOB_BUDGET:,}: BigQuery allows 1,500 per table "
             "per day; use a coarser chunk in the mapping or split the run with --until across days"
         )
+    notes += warnings
     progress.started(
         total_rows=plan.done_rows + sum(plan.rows),
         total_chunks=len(chunk_list),
         done_rows=plan.done_rows,
         done_chunks=len(chunk_list) - len(todo),
         planned_writes=plan.writes,
+        warnings=warnings,
     )
     # Chunks written by this run never overlap each other, so earlier work is read once.
     earlier = merge([*checkpoint.completed, *checkpoint.in_flight])
@@ -275,12 +284,12 @@ def run_backfill(
                 present = set(connection.execute(ids_statement, {"start": chunk.start, "end": chunk.end}).scalars())
         checkpoint.begin(chunk)
         chunk_written = chunk_present = chunk_records = 0
-        rejections: list[dict[str, Any]] = []
+        rejections: list[str] = []
         for records in _batches(reader.iter_records(chunk.start, chunk.end), rows_per_write):
             chunk_records += len(records)
             validation = validate_rows(row_type, records)
             rejections.extend(
-                _rejection(chunk, records[index], [(e.field, e.message) for e in errors])
+                _rejection(table.name, chunk, records[index], [(e.field, e.message) for e in errors])
                 for index, errors in validation.errors_by_row().items()
             )
             rows: Sequence[Row] = [row for row in validation.rows if row.id not in present]  # type: ignore[attr-defined]
@@ -291,13 +300,13 @@ def run_backfill(
                 result = writer.write(table, rows)
             except TransientError as exc:
                 raise TransientError(_stopped(table.name, chunk, str(exc))) from exc
-            writes += 1
+            writes += result.requests  # load jobs: a write over 4,000 partitions or the job-size bound takes several
             chunk_written += result.written
-            rejections.extend(_rejection(chunk, r.row, r.problems) for r in result.rejected)
+            rejections.extend(_rejection(table.name, chunk, r.row, r.problems) for r in result.rejected)
         if after_write is not None:
             after_write(chunk)
         if rejections:
-            _write_rejections(rejected_file, table.name, rejections)
+            _write_rejections(rejected_file, rejections)
         checkpoint.commit(chunk, chunk_written + chunk_present)
         written += chunk_written
         reconciled += chunk_present

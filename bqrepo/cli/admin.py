@@ -58,16 +58,23 @@ def _duckdb_tables(settings: Settings) -> list[TableInfo]:
         engine.dispose()
 
 
-def _bigquery_tables(settings: Settings) -> list[TableInfo]:
+def _bigquery_tables(settings: Settings) -> tuple[list[TableInfo], list[str]]:
+    """Each declared table as BigQuery reports it, and the unfinished change_partitioning rebuilds.
+
+    One client for both; a dataset that does not exist yet has neither
+    tables nor rebuilds (``bqrepo migrate`` creates it).
+    """
     from google.api_core.exceptions import NotFound
 
+    from bqrepo.alembic_ext.partitioning import pending_rebuilds
     from bqrepo.bigquery_checks import check_dataset_location
     from bqrepo.engine import bigquery_client, check_emulator_reachable
     from bqrepo.schema import metadata
 
     check_emulator_reachable(settings)
     client = bigquery_client(settings)
-    check_dataset_location(client, settings)
+    if check_dataset_location(client, settings) is None:
+        return [TableInfo(table.name, False, None, [], False, None) for table in metadata.sorted_tables], []
     out = []
     for table in metadata.sorted_tables:
         try:
@@ -88,16 +95,8 @@ def _bigquery_tables(settings: Settings) -> list[TableInfo]:
                 live.num_rows,
             )
         )
-    return out
-
-
-def _pending_rebuilds(settings: Settings) -> list[str]:
-    """change_partitioning rebuilds left unfinished: the migration must be run again."""
-    from bqrepo.alembic_ext.partitioning import pending_rebuilds
-    from bqrepo.engine import bigquery_client
-
-    client = bigquery_client(settings)
-    return [pending.describe() for pending in pending_rebuilds(client, settings.bigquery_project, settings.bigquery_dataset)]
+    rebuilds = pending_rebuilds(client, settings.bigquery_project, settings.bigquery_dataset)
+    return out, [pending.describe() for pending in rebuilds]
 
 
 def info(
@@ -111,9 +110,8 @@ def info(
     summary: dict[str, Any] = {"backend": settings.backend, "description": settings.describe()}
     if settings.backend == "bigquery":
         summary |= {"project": settings.bigquery_project, "dataset": settings.bigquery_dataset, "location": settings.location}
-        tables = _bigquery_tables(settings)
+        tables, summary["pending_rebuilds"] = _bigquery_tables(settings)
         revision = current_revision(settings) if any(t.exists for t in tables) else None
-        summary["pending_rebuilds"] = _pending_rebuilds(settings)
     else:
         path = Path(settings.sqlalchemy_url.database or "")
         summary["file"] = str(path)

@@ -2,12 +2,13 @@
 
 Shows a progress bar (rows, rows per second, ETA), then the verification
 report. The source URL's password is never printed: every message uses
-:func:`bqrepo.backfill.mask_url`. Exit code 1 when verification fails, 130
+:func:`bqrepo.redact.redact_url`. Exit code 1 when verification fails, 130
 after Ctrl-C (the same command resumes from the checkpoint).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -51,9 +52,17 @@ class _RichProgress:
         self.table = table
         self.header = header
         self.task: TaskID | None = None
+        self.warned: list[str] = []
 
     def started(
-        self, *, total_rows: int, total_chunks: int, done_rows: int, done_chunks: int, planned_writes: int
+        self,
+        *,
+        total_rows: int,
+        total_chunks: int,
+        done_rows: int,
+        done_chunks: int,
+        planned_writes: int,
+        warnings: Sequence[str],
     ) -> None:
         self.progress.console.print(self.header, highlight=False, markup=False)
         self.progress.console.print(
@@ -61,6 +70,9 @@ class _RichProgress:
             f"at most {planned_writes:,} load job(s)/write(s)",
             highlight=False,
         )
+        for warning in warnings:  # before the first write, while stopping costs nothing
+            self.progress.console.print(f"warning: {warning}", highlight=False, markup=False)
+        self.warned = list(warnings)
         self.chunks = (done_chunks, total_chunks)
         self.task = self.progress.add_task(self._label(), total=max(total_rows, 1), completed=done_rows)
 
@@ -90,14 +102,15 @@ def backfill(
     pause: float = typer.Option(0.0, min=0.0, help="Seconds to wait between chunks, to spare a busy source."),
 ) -> None:
     """Copy TABLE from PostgreSQL/TimescaleDB in partition-aligned chunks; resumable; verified."""
-    from bqrepo.backfill import backfill as run, default_checkpoint, mask_url
+    from bqrepo.backfill import backfill as run, default_checkpoint
+    from bqrepo.redact import redact_url
 
     first = parse_day(since, "--since") if since else None
     end = parse_day(until, "--until") if until else None
     if first and end and first >= end:
         raise UserError(f"--since ({first}) must be before --until ({end})")
     settings = state_of(ctx).settings()
-    header = f"back-fill {table}: {mask_url(source)} -> {settings.describe()}"
+    header = f"back-fill {table}: {redact_url(source)} -> {settings.describe()}"
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -110,6 +123,7 @@ def backfill(
     )
     try:
         with Progress(*columns, console=err_console) as progress:
+            drawn = _RichProgress(progress, table, header)
             result = run(
                 source,
                 table,
@@ -118,7 +132,7 @@ def backfill(
                 until=end,
                 mapping_file=mapping,
                 checkpoint_file=checkpoint,
-                progress=_RichProgress(progress, table, header),
+                progress=drawn,
                 verify=verify,
                 pause=pause,
             )
@@ -133,7 +147,8 @@ def backfill(
         )
         raise typer.Exit(130) from None
     for note in result.notes:
-        console.print(f"note: {note}")
+        if note not in drawn.warned:  # printed when the run started
+            console.print(f"note: {note}")
     console.print(
         f"{table}: {result.since} to {result.until} (exclusive), {result.chunks_total} chunk(s): "
         f"{result.chunks_written} written, {result.chunks_skipped} already done; "

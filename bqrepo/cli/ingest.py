@@ -21,7 +21,7 @@ from bqrepo.cli.errors import UserError, friendly
 from bqrepo.cli.files import BadRecord, Record, count_records, detect_format, read_batches
 from bqrepo.cli.render import console, err_console
 from bqrepo.cli.state import state_of
-from bqrepo.json_encoding import report_json
+from bqrepo.json_encoding import rejection_line
 
 __all__ = ["register"]
 
@@ -75,8 +75,7 @@ def ingest(
         nonlocal rejected_handle, rejected_count
         if rejected_handle is None:
             rejected_handle = partial.open("w", encoding="utf-8")
-        reasons = [{"field": name, "message": message} for name, message in problems]
-        rejected_handle.write(report_json({"position": position, "errors": reasons, "record": record}) + "\n")
+        rejected_handle.write(rejection_line({"position": position}, problems, "record", record) + "\n")
         rejected_count += 1
 
     try:

@@ -3,7 +3,7 @@
 Rows are encoded as newline-delimited JSON and loaded with ``WRITE_APPEND``
 and the table's own schema (no autodetect, no schema changes). Chunking:
 
-* a job touches at most :data:`MAX_PARTITIONS_PER_JOB` partitions (BigQuery
+* a job touches at most :data:`~bqrepo.table_options.MAX_PARTITIONS_MODIFIED_PER_JOB` partitions (BigQuery
   allows 4,000), so rows are grouped by the partition they land in;
 * a job carries at most ``max_job_bytes`` of JSON, which bounds memory.
 
@@ -33,8 +33,10 @@ likewise looks its job up. Chunks
 loaded before a :class:`~bqrepo.errors.TransientError` stay loaded: sending
 the whole batch again duplicates them in the raw table, which reads
 de-duplicate on id (the back-fill instead re-writes only the missing ids).
-Other request failures (no such table, no permission) raise the client's
-exception.
+Other request failures raise :class:`~bqrepo.errors.TransientError` when a
+retry can cure them (5xx, the network gone after the client's retries),
+:class:`~bqrepo.errors.NotMigratedError` for a missing table, and the
+client's exception otherwise (no permission).
 """
 
 from __future__ import annotations
@@ -52,18 +54,22 @@ from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound, R
 from google.api_core.retry import Retry
 from google.cloud import bigquery
 
-from bqrepo.engine import log_job
+from bqrepo.engine import backend_errors, log_job
 from bqrepo.errors import TransientError
 from bqrepo.json_encoding import to_json_text
 from bqrepo.rows import Row
-from bqrepo.table_options import TableOptions
+from bqrepo.table_options import (
+    FIRST_PARTITIONED_DAY,
+    LAST_PARTITIONED_DAY,
+    MAX_PARTITIONS_MODIFIED_PER_JOB,
+    TableOptions,
+)
 from bqrepo.writers.bigquery_target import BigQueryTarget
 from bqrepo.writers.result import RejectedRow, WriteResult, check_rows
 
 __all__ = [
     "DEFAULT_JOB_RETRY",
     "MAX_JOB_BYTES",
-    "MAX_PARTITIONS_PER_JOB",
     "TRANSIENT_JOB_REASONS",
     "BigQueryLoadWriter",
     "partition_key",
@@ -71,14 +77,9 @@ __all__ = [
 
 log = logging.getLogger("bqrepo")
 
-#: BigQuery lets one job modify at most 4,000 partitions.
-MAX_PARTITIONS_PER_JOB = 4_000
 #: JSON bytes per load job; the batch is encoded in memory.
 MAX_JOB_BYTES = 1_000_000_000
 
-# Time-unit partitioning stores values outside this range in __UNPARTITIONED__.
-_FIRST_PARTITIONED = dt.date(1960, 1, 1)
-_LAST_PARTITIONED = dt.date(2159, 12, 31)
 UNPARTITIONED = "__UNPARTITIONED__"
 
 #: Job failures that say nothing about the rows: the same job can succeed later.
@@ -116,7 +117,7 @@ def partition_key(value: dt.date | dt.datetime | None, granularity: str) -> Hash
     if value is None:
         return None
     day = value.date() if isinstance(value, dt.datetime) else value
-    if not _FIRST_PARTITIONED <= day <= _LAST_PARTITIONED:
+    if not FIRST_PARTITIONED_DAY <= day <= LAST_PARTITIONED_DAY:
         return UNPARTITIONED
     if granularity == "HOUR" and isinstance(value, dt.datetime):
         return (day, value.hour)
@@ -139,7 +140,7 @@ class BigQueryLoadWriter:
         self,
         target: BigQueryTarget,
         *,
-        max_partitions_per_job: int = MAX_PARTITIONS_PER_JOB,
+        max_partitions_per_job: int = MAX_PARTITIONS_MODIFIED_PER_JOB,
         max_job_bytes: int = MAX_JOB_BYTES,
         timeout: float | None = 600.0,
         job_retry: Retry = DEFAULT_JOB_RETRY,
@@ -164,9 +165,10 @@ class BigQueryLoadWriter:
         if not rows:
             return result
         table_id = self.target.table_id(table)
-        schema = self.target.client.get_table(table_id).schema
-        for chunk in self._chunks(table, rows):
-            result.merge(self._load(table_id, schema, chunk))
+        with backend_errors(f"writing {table.name} to {table_id}"):
+            schema = self.target.client.get_table(table_id).schema
+            for chunk in self._chunks(table, rows):
+                result.merge(self._load(table_id, schema, chunk))
         return result.with_records(rows)
 
     def _chunks(self, table: sa.Table, rows: Sequence[Row]) -> Iterator[list[tuple[int, bytes]]]:

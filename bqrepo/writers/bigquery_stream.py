@@ -24,10 +24,13 @@ size, and ``written`` is what the table gained, except for a row identical
 to one streamed in the last minute by an earlier call, which BigQuery drops
 and counts as inserted (the table already holds that exact row).
 
-A request that fails as a whole (no such table, no permission, network gone
-after the client's retries) raises the client's exception. Rows of earlier
-requests of the same batch are stored then; sending the whole batch again is
-safe because of the insertIds and the ids.
+A request that fails as a whole raises: :class:`~bqrepo.errors.TransientError`
+when a retry can cure it (5xx, the network gone after the client's
+retries, ``retry`` sets how long those last),
+:class:`~bqrepo.errors.NotMigratedError` for a missing table, the client's
+exception otherwise (no permission). Rows of earlier requests of the same
+batch are stored then; sending the whole batch again is safe because of the
+insertIds and the ids.
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
+from google.api_core.retry import Retry
+from google.cloud.bigquery import DEFAULT_RETRY
 
+from bqrepo.engine import backend_errors
 from bqrepo.json_encoding import wire_size
 from bqrepo.rows import Row
 from bqrepo.writers.bigquery_target import BigQueryTarget
@@ -81,6 +87,7 @@ class BigQueryStreamWriter:
         max_rows_per_request: int = MAX_ROWS_PER_REQUEST,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         timeout: float | None = 60.0,
+        retry: Retry = DEFAULT_RETRY,
     ) -> None:
         if max_rows_per_request < 1 or max_request_bytes < 1:
             raise ValueError("max_rows_per_request and max_request_bytes must be positive")
@@ -88,6 +95,7 @@ class BigQueryStreamWriter:
         self.max_rows_per_request = max_rows_per_request
         self.max_request_bytes = max_request_bytes
         self.timeout = timeout
+        self.retry = retry
 
     @classmethod
     def for_bind(cls, bind: sa.Engine | sa.Connection, **options: Any) -> BigQueryStreamWriter:
@@ -100,8 +108,9 @@ class BigQueryStreamWriter:
         result = WriteResult()
         table_id = self.target.table_id(table)
         copies: dict[int, list[int]] = {}  # batch index of a sent row -> its identical copies
-        for chunk in self._chunks(rows, result, copies):
-            result.merge(self._send(table_id, chunk))
+        with backend_errors(f"writing {table.name} to {table_id}"):
+            for chunk in self._chunks(rows, result, copies):
+                result.merge(self._send(table_id, chunk))
         # Copies share the fate of the row sent (all found only once every chunk is made).
         shared = [replace(rejected, index=copy) for rejected in result.rejected for copy in copies.get(rejected.index, ())]
         result.rejected = sorted([*result.rejected, *shared], key=lambda rejected: rejected.index)
@@ -159,6 +168,7 @@ class BigQueryStreamWriter:
             row_ids=[row_id for _, row_id, _ in chunk],
             skip_invalid_rows=True,
             timeout=self.timeout,
+            retry=self.retry,
         )
         rejected = [_rejected(chunk, error) for error in errors]
         return WriteResult(written=len(chunk) - len(rejected), rejected=rejected, requests=1)

@@ -7,7 +7,6 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from bqrepo.engine import backend_errors
 from bqrepo.rows import Row
 from bqrepo.writers.bigquery_load import BigQueryLoadWriter
 from bqrepo.writers.bigquery_stream import BigQueryStreamWriter
@@ -47,8 +46,7 @@ class AutoBigQueryWriter:
         writes are idempotent, so retrying the whole call is safe.
         """
         writer = self.load if len(rows) > self.load_threshold else self.stream
-        with backend_errors(f"writing {table.name} to {self.stream.target.table_id(table)}"):
-            return writer.write(table, rows)
+        return writer.write(table, rows)
 
 
 def writer_for(
