@@ -10,7 +10,7 @@ is 1 when any row was rejected, so a script notices.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ def ingest(
     rejected_handle = None
     finished = False
 
-    def reject(position: int, problems: Iterable[tuple[str | None, str]], record: Any) -> None:
+    def reject(position: int, problems: Sequence[tuple[str | None, str]], record: Any) -> None:
         """One line for one rejected row: where it was, every (field, reason), the record."""
         nonlocal rejected_handle, rejected_count
         if rejected_handle is None:
