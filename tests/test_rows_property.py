@@ -433,7 +433,7 @@ def test_generated_records_through_bqrepo_ingest_on_duckdb(duck: tuple[Settings,
         for position, record in enumerate(lines, 1):
             if position in positions:
                 entry = rejected[positions.index(position)]
-                assert entry["errors"] and all(error["message"] for error in entry["errors"]), entry
+                assert entry["errors"] and all(error["reason"] for error in entry["errors"]), entry
                 continue
             assert record is not UNREADABLE, f"line {position} cannot be parsed and was not rejected"
             assert not must_reject(table, record), f"line {position} should have been rejected: {record!r}"
