@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from google.cloud.bigquery import TimePartitioning
 
 from bqrepo.table_options import check_table_options
+from bqrepo.timeseries import time_series
 
 __all__ = [
     "ECONOMIC_TABLES",
@@ -123,6 +124,46 @@ world_bank = sa.Table(
     comment="World Bank indicator observations",
     bigquery_time_partitioning=TimePartitioning(field="date", type_="YEAR"),
     bigquery_clustering_fields=["indicator_id"],
+)
+
+# What bqrepo needs beyond the columns (bqrepo.timeseries). The key orders
+# are part of the stored ids' contract: changing one changes every derived id.
+time_series(
+    events,
+    time="mentioned_at",
+    key=("source_name", "source_url", "title", "mentioned_at"),
+    version="created_at",
+    ids="given",
+    row_name="EventRow",
+)
+time_series(
+    entity_mentions,
+    time="mentioned_at",
+    key=("entity_id", "event_id", "mentioned_at", "context"),
+    series=("entity_id",),
+    ids="given",
+    row_name="EntityMentionRow",
+)
+time_series(
+    fred_indicators,
+    time="date",
+    key=("series_id", "date"),
+    version="ingested_at",
+    row_name="FredObservation",
+)
+time_series(
+    un_comtrade,
+    time="period",
+    key=("period", "reporter_code", "commodity_code", "trade_flow"),
+    version="ingested_at",
+    row_name="ComtradeObservation",
+)
+time_series(
+    world_bank,
+    time="date",
+    key=("indicator_id", "country_code", "date"),
+    version="ingested_at",
+    row_name="WorldBankObservation",
 )
 
 ECONOMIC_TABLES = (fred_indicators, un_comtrade, world_bank)
