@@ -3,11 +3,19 @@
 Why pydantic (v2): field-level validation with error locations, so a bad row
 in a batch is reported by index *and* field; lax parsing of what polled APIs
 return ("1.5" becomes 1.5); and a well-kept, fast core. Each model knows its
-table (``Row.__table__``), and :data:`ROW_TYPES` maps table names to models.
+table (``Row.__table__``).
+
+Why derived: the table (its columns and its :mod:`bqrepo.timeseries`
+declaration) is the only copy of the schema. :func:`row_type` builds the
+model from it, so a column added to the table is a field of its rows at
+once, with no second, hand-written list of fields to forget. The five
+tables' types keep their names (:data:`EventRow`, :data:`FredObservation`,
+...); :data:`ROW_TYPES` maps table names to them.
 
 What every row guarantees (see docs/writing.md):
 
-* required fields mirror the NOT NULL columns of :mod:`bqrepo.schema`;
+* required fields mirror the NOT NULL columns of the table; a column's
+  Python-side ``default=`` is the field's default (``ingested_at``: now);
 * timestamps are timezone-aware and stored as UTC. A *naive* datetime is
   rejected, never assumed to be UTC: a Celery task that forgot its time zone
   should fail loudly, not shift every event by hours;
@@ -15,24 +23,32 @@ What every row guarantees (see docs/writing.md):
   cannot carry them);
 * strings are valid Unicode and fit a BigQuery streaming request; a whole
   row stays under :data:`MAX_ROW_BYTES` as the JSON the client sends;
-* ``metadata`` is a JSON object made of JSON values only;
-* ids: a row without an id gets a UUID derived from its natural key
-  (:func:`natural_id`), so the same observation built again (a polling
-  overlap, a retried task) has the same id and read-side de-duplication
-  collapses the copies. Events and mentions keep an id the application
-  gives (its own identity, e.g. the Django primary key); giving an economic
-  row an id that differs from the derived one is an error.
+* a JSON column (``metadata``) holds a JSON object made of JSON values only;
+* ids: a row without an id gets a UUID derived from its natural key (the
+  declaration's ``key``, :func:`natural_id`), so the same observation built
+  again (a polling overlap, a retried task) has the same id and read-side
+  de-duplication collapses the copies. With ``ids="given"`` (events and
+  mentions) an id the application gives is kept (its own identity, e.g. the
+  Django primary key); with ``ids="derived"`` (economic rows) a given id
+  that differs from the derived one is an error.
+
+An event's ``created_at`` has no default on purpose: read-side
+de-duplication keeps the copy with the newest ``created_at``, and a
+re-polled copy left without one is identical to the first, so re-ingesting
+it changes no query result.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import functools
 import math
+import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, NamedTuple, TypeAlias
 
 import sqlalchemy as sa
 from pydantic import (
@@ -46,13 +62,16 @@ from pydantic import (
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     WrapValidator,
+    create_model,
     field_validator,
     model_validator,
 )
+from sqlalchemy.schema import ColumnDefault
 
 from bqrepo import schema
-from bqrepo.errors import BqrepoError
+from bqrepo.errors import BqrepoError, SchemaError
 from bqrepo.json_encoding import to_json_text, wire_size
+from bqrepo.timeseries import TimeSeries, declaration, declared_tables
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -60,7 +79,6 @@ __all__ = [
     "NATURAL_KEY_NAMESPACE",
     "ROW_TYPES",
     "ComtradeObservation",
-    "EconomicRow",
     "EntityMentionRow",
     "EventRow",
     "FredObservation",
@@ -71,6 +89,7 @@ __all__ = [
     "ValidationReport",
     "WorldBankObservation",
     "natural_id",
+    "row_type",
     "validate_rows",
 ]
 
@@ -198,17 +217,20 @@ def _short_repr(value: Any) -> str:
     return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
-def _json_object(value: Any, handler: ValidatorFunctionWrapHandler) -> dict[str, JsonValue]:
+def _json_object(
+    value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+) -> dict[str, JsonValue]:
     """Accept a JSON object of JSON values only, with finite numbers and valid Unicode.
 
-    :func:`_json_problem` runs first: it names the offending path, and it
-    stops cycles and deep nesting before pydantic's own recursive check
-    (which would raise ``RecursionError`` or a nameless error for them).
-    The handler then makes the row's own copy.
+    :func:`_json_problem` runs first: it names the offending path (from the
+    column's name), and it stops cycles and deep nesting before pydantic's
+    own recursive check (which would raise ``RecursionError`` or a nameless
+    error for them). The handler then makes the row's own copy.
     """
+    column = info.field_name or "value"
     if not isinstance(value, dict):
-        raise ValueError("metadata must be a JSON object (a dict with string keys)")
-    if problem := _json_problem(value, "metadata"):
+        raise ValueError(f"{column} must be a JSON object (a dict with string keys)")
+    if problem := _json_problem(value, column):
         raise ValueError(problem)
     checked: dict[str, JsonValue] = handler(value)
     return checked
@@ -221,19 +243,28 @@ UtcTimestamp = Annotated[dt.datetime, AfterValidator(_aware_utc)]
 JsonObject = Annotated[dict[str, JsonValue], WrapValidator(_json_object)]
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+#: What a natural key part may be: the values of the column types rows carry, JSON excepted.
+KeyPart = str | dt.date | int | float | bool | None
 
 
-def natural_id(table: str, *key: str | dt.date | None) -> str:
+def _key_part(part: KeyPart) -> KeyPart:
+    if isinstance(part, dt.date):  # datetimes too, already in UTC
+        return part.isoformat()
+    if isinstance(part, float) and part == 0:
+        return 0.0  # -0.0 equals 0.0: one id for both
+    return part
+
+
+def natural_id(table: str, *key: KeyPart) -> str:
     """The deterministic id of a row: uuid5 over its table and natural key.
 
     The key is encoded canonically as a JSON array ``[table, part, ...]`` with
-    dates and (UTC) timestamps in ISO form and ``None`` as ``null``, so parts
-    cannot run into each other ("a|b" + "c" never equals "a" + "b|c") and the
-    id does not depend on Python's ``str()``.
+    dates and (UTC) timestamps in ISO form, ``None`` as ``null`` and numbers
+    and booleans as JSON numbers and booleans, so parts cannot run into each
+    other ("a|b" + "c" never equals "a" + "b|c") and the id does not depend
+    on Python's ``str()``.
     """
-    parts = [table, *(part.isoformat() if isinstance(part, dt.date) else part for part in key)]
+    parts = [table, *(_key_part(part) for part in key)]
     # Not bqrepo.json_encoding: this text is hashed into stored ids, so its
     # exact bytes are frozen (pinned by a test) and must never follow a change
     # in the output encoding.
@@ -246,26 +277,33 @@ def natural_id(table: str, *key: str | dt.date | None) -> str:
 # --------------------------------------------------------------------------
 
 
-_PLAIN, _TEMPORAL, _JSON = "plain", "temporal", "json"
+_PLAIN, _TEMPORAL, _JSON, _INTEGER = "plain", "temporal", "json", "integer"
 
 
 def _kind(column: sa.Column[Any]) -> str:
     if isinstance(column.type, sa.JSON):
         return _JSON
+    if isinstance(column.type, sa.Integer):
+        return _INTEGER
     if isinstance(column.type, (sa.TIMESTAMP, sa.Date, sa.DateTime)):
         return _TEMPORAL
     return _PLAIN
 
 
 class Row(BaseModel):
-    """Base of every row type: immutable, no unknown fields, knows its table."""
+    """Base of every row type: immutable, no unknown fields, knows its table.
+
+    Row types are not written by hand: :func:`row_type` derives one per
+    declared table. Subclass ``Row`` only for a table's ``rules`` (validators
+    the derived type inherits).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     __table__: ClassVar[sa.Table]
     #: The fields that identify a row; an id-less row's id is derived from them.
     natural_key_fields: ClassVar[tuple[str, ...]]
-    #: Whether a given id must equal the derived one (economic rows) or is kept.
+    #: Whether a given id must equal the derived one (``ids="derived"``) or is kept.
     id_must_match_key: ClassVar[bool] = False
     #: (column name, kind) in table order, computed once per row type.
     _columns: ClassVar[tuple[tuple[str, str], ...]] = ()
@@ -282,7 +320,7 @@ class Row(BaseModel):
     @field_validator("id", mode="after", check_fields=False)
     @classmethod
     def _derive_id(cls, given: str | None, info: ValidationInfo) -> str | None:
-        # Subclasses declare ``id`` after their key fields, so info.data holds them.
+        # row_type() puts ``id`` after every other field, so info.data holds the key.
         if any(name not in info.data for name in cls.natural_key_fields):
             return given  # a key field failed validation and is reported itself
         if given is not None and not cls.id_must_match_key:
@@ -291,7 +329,7 @@ class Row(BaseModel):
         if given is not None and given != derived:
             raise ValueError(
                 f"id {given!r} does not match the id derived from the natural key "
-                f"{cls.natural_key_fields} ({derived!r}); omit id for economic rows"
+                f"{cls.natural_key_fields} ({derived!r}); omit id for {cls.__table__.name} rows, it is derived"
             )
         return derived
 
@@ -330,7 +368,9 @@ class Row(BaseModel):
         dates. A JSON column is sent as a JSON *string* for streaming
         (``insertAll`` expects one), and as the JSON value itself for load
         jobs, where a string would be stored as a JSON string rather than
-        parsed.
+        parsed. Integers are sent as decimal strings for streaming, as
+        google-cloud-bigquery's own ``insert_rows`` does: the insertAll API
+        reads a JSON number as a double, exact only up to 2**53.
         """
         out: dict[str, Any] = {}
         for name, kind in self._columns:
@@ -339,6 +379,8 @@ class Row(BaseModel):
                 out[name] = value
             elif kind == _TEMPORAL:
                 out[name] = value.isoformat()
+            elif kind == _INTEGER:
+                out[name] = value if for_load_job else str(value)
             else:
                 out[name] = value if for_load_job else to_json_text(value)
         return out
@@ -349,121 +391,198 @@ class Row(BaseModel):
 RowId = Annotated[Key | None, Field(default=None, validate_default=True)]
 
 
-class EventRow(Row):
-    """A news event with its risk score (table ``events``).
+def _integer(bits: int, sql_type: str) -> Any:
+    """An int that fits ``sql_type`` on every engine: BigQuery's INT64 and DuckDB's narrower types.
 
-    Without an ``id``, the id is derived from what the source said (source,
-    URL, title and time), so the same article polled twice is one event.
-    Pass ``id`` when the source has its own identity (a Django primary key,
-    a feed's guid), or when distinct events may share all four fields.
+    BigQuery stores every integer type as INT64, but DuckDB's INTEGER is 32
+    bits and SMALLINT 16: a value only BigQuery could hold would fail the
+    whole DuckDB batch. The row refuses it instead, naming the field.
     """
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    wider = "; declare the column BigInteger for 64-bit integers" if bits < 64 else ""
 
-    __table__ = schema.events
-    natural_key_fields = ("source_name", "source_url", "title", "mentioned_at")
+    def fits(value: int) -> int:
+        if not low <= value <= high:
+            # bit_length, not str(): Python refuses str() of an int over 4,300 digits
+            raise ValueError(
+                f"integer of {value.bit_length()} bits is outside {sql_type}'s {bits}-bit range "
+                f"({low} to {high}){wider}"
+            )
+        return value
 
-    title: BQString | None = None
-    content: BQString | None = None
-    source_url: BQString | None = None
-    source_name: BQString | None = None
-    event_type: BQString | None = None
-    location: BQString | None = None
-    risk_score: FiniteFloat | None = None
-    severity: BQString | None = None
-    mentioned_at: UtcTimestamp
-    #: When the application created or last revised the event. Read-side
-    #: de-duplication keeps the copy with the newest ``created_at``, so set it
-    #: when revising an event. No default: a re-polled copy left without one
-    #: is identical to the first, so re-ingesting it changes no query result.
-    created_at: UtcTimestamp | None = None
-    metadata: JsonObject | None = None
-    id: RowId
+    return Annotated[int, AfterValidator(fits)]
 
 
-class EntityMentionRow(Row):
-    """A mention of a PostgreSQL entity in an event (table ``entity_mentions``).
-
-    Without an ``id``, the id is derived from the entity, the event, the time
-    and the context, so a mention extracted again is the same mention.
-    """
-
-    __table__ = schema.entity_mentions
-    natural_key_fields = ("entity_id", "event_id", "mentioned_at", "context")
-
-    entity_id: Key
-    event_id: BQString | None = None
-    mentioned_at: UtcTimestamp
-    context: BQString | None = None
-    id: RowId
+_INTEGERS = (
+    (sa.BigInteger, _integer(64, "BigInteger")),
+    (sa.SmallInteger, _integer(16, "SmallInteger")),
+    (sa.Integer, _integer(32, "Integer")),
+)
 
 
-class EconomicRow(Row):
-    """An observation identified by its natural key.
-
-    ``id`` is derived from :attr:`natural_key_fields` by :func:`natural_id`.
-    It may be passed (rows read back from the database carry it) but must
-    then equal the derived id: a different one would defeat de-duplication.
-    ``ingested_at`` says when the observation was fetched; on read the newest
-    copy of an id wins, which is how a revised value replaces an old one.
-    """
-
-    id_must_match_key = True
-
-
-#: When an observation was fetched (default: now, UTC).
-IngestedAt = Annotated[UtcTimestamp, Field(default_factory=_utc_now)]
-class FredObservation(EconomicRow):
-    """One FRED series value on one date (table ``fred_indicators``)."""
-
-    __table__ = schema.fred_indicators
-    natural_key_fields = ("series_id", "date")
-
-    series_id: Key
-    date: dt.date
-    value: FiniteFloat | None = None
-    series_name: BQString | None = None
-    units: BQString | None = None
-    ingested_at: IngestedAt
-    id: RowId
-
-
-class ComtradeObservation(EconomicRow):
-    """One UN Comtrade trade value (table ``un_comtrade``)."""
-
-    __table__ = schema.un_comtrade
-    natural_key_fields = ("period", "reporter_code", "commodity_code", "trade_flow")
-
-    period: dt.date
-    reporter_code: Key
-    commodity_code: Key
-    trade_flow: Key
-    value_usd: FiniteFloat | None = None
-    ingested_at: IngestedAt
-    id: RowId
-
-
-class WorldBankObservation(EconomicRow):
-    """One World Bank indicator value for one country and date (table ``world_bank``)."""
-
-    __table__ = schema.world_bank
-    natural_key_fields = ("indicator_id", "country_code", "date")
-
-    indicator_id: Key
-    date: dt.date
-    value: FiniteFloat | None = None
-    country_code: Key
-    ingested_at: IngestedAt
-    id: RowId
-
-
-ROW_TYPES: dict[str, type[Row]] = {
-    row_type.__table__.name: row_type
-    for row_type in (
-        EventRow,
-        EntityMentionRow,
-        FredObservation,
-        ComtradeObservation,
-        WorldBankObservation,
+def _field_type(table: sa.Table, column: sa.Column[Any]) -> Any:
+    """The pydantic type of a column's values (without ``| None``)."""
+    kind = column.type
+    if isinstance(kind, sa.String):
+        return BQString if column.nullable else Key
+    if isinstance(kind, sa.Float):  # Double is a Float subclass; Numeric (Decimal) is not accepted
+        return FiniteFloat
+    for sql_type, python_type in _INTEGERS:
+        if isinstance(kind, sql_type):
+            return python_type
+    if isinstance(kind, sa.Boolean):
+        return bool
+    if isinstance(kind, sa.Date):
+        return dt.date
+    if isinstance(kind, sa.TIMESTAMP) and kind.timezone:
+        return UtcTimestamp
+    if isinstance(kind, sa.JSON):
+        return JsonObject
+    raise SchemaError(
+        f"table {table.name!r}: column {column.name!r} has type {kind!r}, which rows cannot carry; "
+        "use String, Double, Integer, BigInteger, Boolean, Date, TIMESTAMP(timezone=True) or JSON "
+        "(a DateTime without time zone is BigQuery DATETIME, a wall-clock time)"
     )
+
+
+def _field_default(table: sa.Table, column: sa.Column[Any]) -> dict[str, Any]:
+    """``Field`` arguments for the column's Python-side default: ``{}`` when it has none."""
+    default = column.default
+    if default is None:
+        return {}
+    if isinstance(default, ColumnDefault) and default.is_scalar:
+        return {"default": default.arg}
+    if isinstance(default, ColumnDefault) and default.is_callable:
+        # SQLAlchemy wraps a zero-argument callable into one taking the
+        # execution context. Rows are built before any statement exists, so
+        # there is no context: a default that reads one receives None.
+        return {"default_factory": functools.partial(default.arg, None)}
+    raise SchemaError(
+        f"table {table.name!r}: column {column.name!r} has a SQL default ({default!r}); writers send "
+        "every column, so it would never run. Give a Python value or a zero-argument callable"
+    )
+
+
+def _field(table: sa.Table, column: sa.Column[Any]) -> tuple[Any, Any]:
+    """``(type, FieldInfo)`` for ``create_model``: nullable columns default to None."""
+    annotation = _field_type(table, column)
+    options = _field_default(table, column)
+    if column.nullable:
+        annotation = annotation | None
+        if not options:
+            options["default"] = None
+    return annotation, Field(description=column.comment, **options)
+
+
+def _checked_rules(table: sa.Table, rules: type[Any] | None) -> type[Row]:
+    """The base of the row type: ``rules`` when it is a field-less Row subclass for this table."""
+    if rules is None:
+        return Row
+    if not (isinstance(rules, type) and issubclass(rules, Row)):
+        raise SchemaError(
+            f"table {table.name!r}: rules {rules!r} must be a subclass of bqrepo.rows.Row "
+            "holding pydantic validators (check_fields=False)"
+        )
+    if rules.model_fields:
+        raise SchemaError(
+            f"table {table.name!r}: rules {rules.__name__} declares field(s) {sorted(rules.model_fields)}; "
+            "the table's columns are the fields, rules only validate them"
+        )
+    columns = set(table.columns.keys())
+    for name, validator in rules.__pydantic_decorators__.field_validators.items():
+        unknown = [field for field in validator.info.fields if field != "*" and field not in columns]
+        if unknown:
+            # check_fields=False silences pydantic, so a misspelt column would never be checked
+            raise SchemaError(
+                f"table {table.name!r}: rules {rules.__name__}.{name} validates {unknown}, "
+                "which are not columns of the table"
+            )
+    return rules
+
+
+def _camel_case(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+def _build_row_type(table: sa.Table, declared: TimeSeries) -> type[Row]:
+    base = _checked_rules(table, declared.rules)
+    fields: dict[str, Any] = {
+        str(column.name): _field(table, column) for column in table.columns if column.name != "id"
+    }
+    # id last: Row._derive_id reads the key fields from info.data, which holds
+    # only the fields validated before it.
+    fields["id"] = (RowId, Field(default=None, validate_default=True, description=table.c.id.comment))
+    name = declared.row_name or _camel_case(table.name) + "Row"
+    model: type[Row] = create_model(
+        name,
+        __base__=base,
+        __module__=__name__,
+        __doc__=table.comment or f"A row of table {table.name!r}.",
+        __namespace__={
+            "__table__": table,
+            "natural_key_fields": declared.key,
+            "id_must_match_key": declared.ids == "derived",
+        },
+        **fields,
+    )
+    return model
+
+
+_built: dict[sa.Table, tuple[TimeSeries, tuple[sa.Column[Any], ...], type[Row]]] = {}
+_building = threading.Lock()
+
+
+def row_type(table: sa.Table) -> type[Row]:
+    """The row type of a declared table, derived from its columns and declaration.
+
+    Built once per ``Table`` (and again only when the table is declared
+    again or gains a column), so every caller gets the same class and
+    ``isinstance`` checks between them hold. Types per column: String ->
+    str (non-empty when NOT NULL), Double/Float -> finite float,
+    BigInteger -> int within INT64, Integer and SmallInteger -> int within
+    32 and 16 bits (their size on DuckDB), Boolean, Date,
+    TIMESTAMP(timezone=True) -> aware UTC datetime, JSON -> a JSON object. A nullable column defaults to None, a
+    column's Python-side ``default=`` becomes the field's default.
+
+    Raises :class:`~bqrepo.errors.SchemaError` naming the table and column
+    for a column type rows cannot carry, a SQL default, or a ``rules`` class
+    that is not a field-less :class:`Row` subclass.
+    """
+    declared = declaration(table)
+    columns = tuple(table.columns)
+    with _building:
+        cached = _built.get(table)
+        if (
+            cached is not None
+            and cached[0] is declared
+            and len(cached[1]) == len(columns)
+            and all(old is new for old, new in zip(cached[1], columns))
+        ):
+            return cached[2]
+        model = _build_row_type(table, declared)
+        _built[table] = (declared, columns, model)
+        return model
+
+
+# The five tables' row types, by their historical names. mypy sees them as
+# Row (a type built at run time has no static fields); at run time they are
+# the derived classes.
+if TYPE_CHECKING:
+    EventRow: TypeAlias = Row
+    EntityMentionRow: TypeAlias = Row
+    FredObservation: TypeAlias = Row
+    ComtradeObservation: TypeAlias = Row
+    WorldBankObservation: TypeAlias = Row
+else:
+    EventRow = row_type(schema.events)
+    EntityMentionRow = row_type(schema.entity_mentions)
+    FredObservation = row_type(schema.fred_indicators)
+    ComtradeObservation = row_type(schema.un_comtrade)
+    WorldBankObservation = row_type(schema.world_bank)
+
+#: The row type of every declared table of :data:`bqrepo.schema.metadata`, by table name.
+ROW_TYPES: dict[str, type[Row]] = {
+    table.name: row_type(table) for table in declared_tables(schema.metadata)
 }
 
 

@@ -289,7 +289,7 @@ def load_demo(engine: Any, *, now: datetime, days: int = 120) -> DemoLoad:
     Load jobs on BigQuery (free, and the sample is one batch per table),
     bulk inserts on DuckDB.
     """
-    from bqrepo.rows import ROW_TYPES, validate_rows
+    from bqrepo.rows import row_type, validate_rows
     from bqrepo.schema import metadata
     from bqrepo.writers import writer_for
 
@@ -307,9 +307,10 @@ def load_demo(engine: Any, *, now: datetime, days: int = 120) -> DemoLoad:
     writer = writer_for(engine, "load")
     rows = {}
     for table, records in batches.items():
-        report = validate_rows(ROW_TYPES[table], records)
+        target = metadata.tables[table]
+        report = validate_rows(row_type(target), records)
         report.raise_for_errors()
-        result = writer.write(metadata.tables[table], report.rows)
+        result = writer.write(target, report.rows)
         if result.rejected:
             raise RuntimeError(f"{table}: {len(result.rejected)} sample rows rejected: {result.rejected[0].reason}")
         rows[table] = result.written

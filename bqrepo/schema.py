@@ -21,6 +21,8 @@ decades of observations exceed BigQuery's 10,000-partition cap.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 from google.cloud.bigquery import TimePartitioning
 
@@ -34,12 +36,28 @@ __all__ = [
     "fred_indicators",
     "metadata",
     "un_comtrade",
+    "utc_now",
     "world_bank",
 ]
 
 metadata = sa.MetaData()
 
 Timestamp = sa.TIMESTAMP(timezone=True)
+
+
+def utc_now() -> dt.datetime:
+    """Now, as an aware UTC datetime: when an observation was fetched.
+
+    The Python-side default of the ``ingested_at`` columns, so rows (which
+    take it as their field default) and plain SQLAlchemy inserts alike get
+    one. Python-side only: a column ``default=`` is not DDL, Alembic never
+    compares it, and no migration is needed.
+    """
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _ingested_at() -> sa.Column[dt.datetime]:
+    return sa.Column("ingested_at", Timestamp, default=utc_now, comment="When this observation was fetched")
 
 
 def _id() -> sa.Column[str]:
@@ -91,7 +109,7 @@ fred_indicators = sa.Table(
     sa.Column("value", sa.Double),
     sa.Column("series_name", sa.String),
     sa.Column("units", sa.String),
-    sa.Column("ingested_at", Timestamp, comment="When this observation was fetched"),
+    _ingested_at(),
     comment="FRED economic series observations",
     bigquery_time_partitioning=TimePartitioning(field="date", type_="MONTH"),
     bigquery_clustering_fields=["series_id"],
@@ -106,7 +124,7 @@ un_comtrade = sa.Table(
     sa.Column("commodity_code", sa.String, nullable=False),
     sa.Column("trade_flow", sa.String, nullable=False),
     sa.Column("value_usd", sa.Double),
-    sa.Column("ingested_at", Timestamp, comment="When this observation was fetched"),
+    _ingested_at(),
     comment="UN Comtrade trade values by reporter, commodity and flow",
     bigquery_time_partitioning=TimePartitioning(field="period", type_="MONTH"),
     bigquery_clustering_fields=["commodity_code"],
@@ -120,7 +138,7 @@ world_bank = sa.Table(
     sa.Column("date", sa.Date, nullable=False),
     sa.Column("value", sa.Double),
     sa.Column("country_code", sa.String, nullable=False),
-    sa.Column("ingested_at", Timestamp, comment="When this observation was fetched"),
+    _ingested_at(),
     comment="World Bank indicator observations",
     bigquery_time_partitioning=TimePartitioning(field="date", type_="YEAR"),
     bigquery_clustering_fields=["indicator_id"],

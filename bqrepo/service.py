@@ -27,7 +27,7 @@ from bqrepo.repositories import (
     TrendingEntity,
 )
 from bqrepo.repositories._common import aware, earlier
-from bqrepo.rows import EntityMentionRow, EventRow, Row, validate_rows
+from bqrepo.rows import EntityMentionRow, EventRow, Row, row_type, validate_rows
 from bqrepo.schema import entity_mentions, events
 from bqrepo.settings import Settings, load_settings
 from bqrepo.writers import RejectedRow, Writer, WriteResult, writer_for
@@ -112,13 +112,13 @@ class TimeSeriesService:
 
     def insert_events(self, records: Iterable[Mapping[str, Any] | EventRow]) -> WriteResult:
         """Validate and store events; rejected ones come back in the result."""
-        return insert_records(self.writer, events, EventRow, records)
+        return insert_records(self.writer, events, row_type(events), records)
 
     def insert_entity_mentions(
         self, records: Iterable[Mapping[str, Any] | EntityMentionRow]
     ) -> WriteResult:
         """Validate and store entity mentions; rejected ones come back in the result."""
-        return insert_records(self.writer, entity_mentions, EntityMentionRow, records)
+        return insert_records(self.writer, entity_mentions, row_type(entity_mentions), records)
 
     def get_recent_events(
         self,

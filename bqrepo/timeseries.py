@@ -115,7 +115,9 @@ def time_series(
     time_column = column("time", time)
     if not isinstance(time_column.type, (sa.Date, sa.DateTime)):
         raise SchemaError(f"table {name!r}: time column {time!r} must be a Date or a TIMESTAMP(timezone=True)")
-    if isinstance(time_column.type, sa.DateTime) and not time_column.type.timezone:
+    if isinstance(time_column.type, sa.DateTime) and not (
+        isinstance(time_column.type, sa.TIMESTAMP) and time_column.type.timezone
+    ):
         raise SchemaError(
             f"table {name!r}: time column {time!r} must be TIMESTAMP(timezone=True), a UTC instant; "
             "a DateTime without time zone is BigQuery DATETIME, a wall-clock time"
@@ -135,7 +137,11 @@ def time_series(
     for key_column in key_columns:
         if key_column == "id":
             raise SchemaError(f"table {name!r}: key column 'id' cannot identify itself")
-        column("key", key_column)
+        if isinstance(column("key", key_column).type, sa.JSON):
+            raise SchemaError(
+                f"table {name!r}: key column {key_column!r} is JSON; a key part must be a single value "
+                "(string, number, boolean, date or timestamp)"
+            )
     if version is not None:
         version_column = column("version", version)
         if not isinstance(version_column.type, (sa.Date, sa.DateTime, sa.Integer)):
@@ -166,13 +172,32 @@ def is_declared(table: sa.Table) -> bool:
 
 
 def declaration(table: sa.Table) -> TimeSeries:
-    """The declaration of ``table``, or :class:`SchemaError` saying how to declare it."""
+    """The declaration of ``table``, or :class:`SchemaError` saying how to declare it.
+
+    A copy of a declared table (``Table.to_metadata``, which copies ``info``)
+    carries its original's declaration; it is declared again here with the
+    same facts, checked against the copy's own columns, so the declaration
+    returned always describes ``table`` itself.
+    """
     found = table.info.get(_INFO_KEY)
     if not isinstance(found, TimeSeries):
         raise SchemaError(
             f"table {table.name!r} is not declared as a time series; declare it with "
             "bqrepo.timeseries.time_series(table, time=..., key=...)"
         )
+    if found.table is not table:
+        time_series(
+            table,
+            time=found.time,
+            key=found.key,
+            version=found.version,
+            series=found.series,
+            ids=found.ids,
+            rules=found.rules,
+            row_name=found.row_name,
+        )
+        redeclared: TimeSeries = table.info[_INFO_KEY]
+        return redeclared
     return found
 
 

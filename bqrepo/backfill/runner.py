@@ -49,7 +49,7 @@ from bqrepo.backfill.reader import SourceReader
 from bqrepo.backfill.verify import VerificationReport, verify
 from bqrepo.errors import InvalidArgumentError, TransientError
 from bqrepo.json_encoding import rejection_line
-from bqrepo.rows import ROW_TYPES, Row, validate_rows
+from bqrepo.rows import Row, row_type, validate_rows
 
 __all__ = ["JOB_BUDGET", "ROWS_PER_WRITE", "BackfillResult", "Plan", "Progress", "plan_backfill", "run_backfill"]
 
@@ -230,7 +230,7 @@ def run_backfill(
     progress = progress or _Silent()
     begun = time.monotonic()
     table = mapping.target
-    row_type = ROW_TYPES[table.name]
+    target_row_type = row_type(table)
     notes: list[str] = []
     given_until = until
     if since is None or until is None:
@@ -287,7 +287,7 @@ def run_backfill(
         rejections: list[str] = []
         for records in _batches(reader.iter_records(chunk.start, chunk.end), rows_per_write):
             chunk_records += len(records)
-            validation = validate_rows(row_type, records)
+            validation = validate_rows(target_row_type, records)
             rejections.extend(
                 _rejection(table.name, chunk, records[index], [(e.field, e.message) for e in errors])
                 for index, errors in validation.errors_by_row().items()

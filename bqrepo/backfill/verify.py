@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from bqrepo.backfill.chunks import Bound, Chunk
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.backfill.reader import SourceReader
-from bqrepo.rows import ROW_TYPES, validate_rows
+from bqrepo.rows import row_type, validate_rows
 
 __all__ = ["DayCheck", "VerificationReport", "row_digest", "verify"]
 
@@ -146,7 +146,7 @@ def verify(
 ) -> VerificationReport:
     """Read both sides over ``chunk_list`` and compare them day by day."""
     target = mapping.target
-    row_type = ROW_TYPES[target.name]
+    target_row_type = row_type(target)
     # Unmapped columns hold the row types' defaults (created_at or ingested_at =
     # the time of writing), which differ between the write and this check.
     columns = [c.name for c in target.c if c.name in mapping.columns or c.name == "id"]
@@ -170,7 +170,7 @@ def verify(
             return days.setdefault(day, DayCheck(day))
 
         records = list(reader.iter_records(window.start, window.end))
-        validation = validate_rows(row_type, records)
+        validation = validate_rows(target_row_type, records)
         for index in {error.index for error in validation.errors}:
             check(_day(records[index][mapping.partition_column])).rejected_rows += 1
         for record in records:

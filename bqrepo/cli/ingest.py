@@ -42,19 +42,19 @@ def ingest(
 ) -> None:
     """Validate each row of FILE and append the valid ones to TABLE."""
     from bqrepo.engine import create_engine
-    from bqrepo.rows import ROW_TYPES, validate_rows
+    from bqrepo.rows import row_type, validate_rows
     from bqrepo.schema import metadata
     from bqrepo.writers import writer_for
 
-    if table not in ROW_TYPES:
-        raise UserError(f"no table {table!r}; tables are {', '.join(ROW_TYPES)}")
+    if table not in metadata.tables:
+        raise UserError(f"no table {table!r}; tables are {', '.join(metadata.tables)}")
     if method not in ("auto", "stream", "load"):
         raise UserError(f"--method must be auto, stream or load, not {method!r}")
     if not file.is_file():
         raise UserError(f"no such file: {file}")
     fmt_name = detect_format(file, fmt)
     target = metadata.tables[table]
-    row_type = ROW_TYPES[table]
+    target_row_type = row_type(target)
     rejected_path = rejected or _rejected_path(file)
     if rejected_path.resolve() == file.resolve():
         raise UserError(f"--rejected {rejected_path} is the input file; name another file")
@@ -99,7 +99,7 @@ def ingest(
                 # A record with a reading problem is validated without the bad
                 # cells, so its rejection lists its other problems too.
                 report = validate_rows(
-                    row_type,
+                    target_row_type,
                     [
                         {k: v for k, v in record.values.items() if k not in dict(record.problems)}
                         if record.problems

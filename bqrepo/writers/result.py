@@ -119,10 +119,24 @@ def check_rows(table: sa.Table, rows: Sequence[Row]) -> None:
     """Refuse a batch that is not made of ``table``'s row type.
 
     A wrong type is a programming error, not bad data: it raises instead of
-    becoming a rejected row.
+    becoming a rejected row. A row of another ``Table`` object of the same
+    name (a copy, another MetaData) is accepted when its columns are the
+    same; one built for a version of the table with other columns is not,
+    since writers send each row's fields, column by column.
     """
+    checked: set[type[Any]] = set()  # each row type once, not each row
     for index, row in enumerate(rows):
+        kind = type(row)
+        if kind in checked:
+            continue
         if not isinstance(row, Row) or row.__table__.name != table.name:
             raise TypeError(
                 f"row {index}: expected a row for table {table.name!r}, got {type(row).__name__}"
             )
+        if row.__table__ is not table and row.__table__.columns.keys() != table.columns.keys():
+            raise TypeError(
+                f"row {index}: a {kind.__name__} has the columns {row.__table__.columns.keys()}, "
+                f"table {table.name!r} has {table.columns.keys()}; build rows with "
+                "bqrepo.rows.row_type(table)"
+            )
+        checked.add(kind)
