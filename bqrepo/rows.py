@@ -386,9 +386,6 @@ class Row(BaseModel):
         return out
 
 
-#: Derived from the natural key when not given (see :meth:`Row._derive_id`);
-#: None only until validated.
-RowId = Annotated[Key | None, Field(default=None, validate_default=True)]
 
 
 def _integer(bits: int, sql_type: str) -> Any:
@@ -450,13 +447,15 @@ def _field_default(table: sa.Table, column: sa.Column[Any]) -> dict[str, Any]:
     default = column.default
     if default is None:
         return {}
+    # Defaults are validated like given values: a default returning a naive
+    # datetime is reported on its field, not stored.
     if isinstance(default, ColumnDefault) and default.is_scalar:
-        return {"default": default.arg}
+        return {"default": default.arg, "validate_default": True}
     if isinstance(default, ColumnDefault) and default.is_callable:
         # SQLAlchemy wraps a zero-argument callable into one taking the
         # execution context. Rows are built before any statement exists, so
         # there is no context: a default that reads one receives None.
-        return {"default_factory": functools.partial(default.arg, None)}
+        return {"default_factory": functools.partial(default.arg, None), "validate_default": True}
     raise SchemaError(
         f"table {table.name!r}: column {column.name!r} has a SQL default ({default!r}); writers send "
         "every column, so it would never run. Give a Python value or a zero-argument callable"
@@ -511,7 +510,8 @@ def _build_row_type(table: sa.Table, declared: TimeSeries) -> type[Row]:
     }
     # id last: Row._derive_id reads the key fields from info.data, which holds
     # only the fields validated before it.
-    fields["id"] = (RowId, Field(default=None, validate_default=True, description=table.c.id.comment))
+    # None only until validated: validate_default runs Row._derive_id on a row given no id.
+    fields["id"] = (Key | None, Field(default=None, validate_default=True, description=table.c.id.comment))
     name = declared.row_name or _camel_case(table.name) + "Row"
     model: type[Row] = create_model(
         name,

@@ -499,3 +499,24 @@ def test_integers_stream_as_strings_and_load_as_numbers(forecasts: sa.Table) -> 
     # insertAll reads JSON numbers as doubles; the client's own insert_rows sends strings too
     assert (row.to_bigquery_row()["horizon"], row.to_bigquery_row()["draws"]) == ("3", str(BIG))
     assert row.to_bigquery_row(for_load_job=True)["draws"] == BIG
+
+
+def test_python_side_defaults_become_field_defaults_and_are_validated() -> None:
+    table = time_series(
+        _table(
+            _id(),
+            _day(),
+            sa.Column("source", sa.String, nullable=False, default="model"),
+            sa.Column("checked_at", sa.TIMESTAMP(timezone=True), default=lambda: dt.datetime(2024, 1, 1)),
+        ),
+        time="day",
+        key=["day", "source"],
+    )
+    t = row_type(table)
+    assert not t.model_fields["source"].is_required()
+    errors = errors_of(t, [{"day": "2024-01-01"}, {"day": "2024-01-01", "checked_at": T0}])
+    # the default's naive datetime is reported on its field, never stored
+    assert list(errors) == [(0, "checked_at")] and "naive datetime" in errors[(0, "checked_at")]
+    row = t.model_validate({"day": "2024-01-01", "checked_at": T0})
+    assert row.source == "model"  # type: ignore[attr-defined]
+    assert row.id == natural_id("t", dt.date(2024, 1, 1), "model")
