@@ -204,8 +204,13 @@ def _split(spec: TimeSeries, columns: Sequence[str]) -> tuple[list[str], list[st
 
 
 def _tiebreak(spec: TimeSeries) -> bool:
-    """Whether rows of one series can share a time (the key has more than series + time): order by id too."""
-    return not set(spec.key) <= {*spec.series, spec.time}
+    """Whether rows of one series can share a time, so the id breaks ties.
+
+    They can when the key has more than the series and time columns (one
+    forecast per horizon), and when ids are given (two ids may carry the
+    same key values).
+    """
+    return spec.ids == "given" or not set(spec.key) <= {*spec.series, spec.time}
 
 
 def _read(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -336,15 +341,40 @@ def ranking_statement(table: sa.Table, key: str, weight: str | None = None) -> s
 def newest_per(
     latest: sa.Subquery, keys: Sequence[str], value_columns: Sequence[str], time: str, tiebreak: str | None = None
 ) -> sa.Select[Any]:
-    """The row with the greatest ``time`` per ``keys`` of an already de-duplicated subquery, by keys."""
-    order: list[sa.ColumnElement[Any]] = [latest.c[time].desc()]
-    if tiebreak is not None:
-        order.append(latest.c[tiebreak])
-    rank = sa.func.row_number().over(partition_by=[latest.c[key] for key in keys], order_by=order).label("_date_rank")
-    ranked_rows = sa.select(*(latest.c[name] for name in [*keys, *value_columns]), rank).subquery("ranked")
+    """The row with the greatest ``time`` per ``keys`` of an already de-duplicated subquery, by keys.
+
+    Without ``tiebreak`` the time is unique per keys and ``ROW_NUMBER() ...
+    = 1`` picks the row. With one (rows of a series may share a time), the
+    smallest ``tiebreak`` among the newest rows wins, found with MAX and MIN
+    windows rather than ``ROW_NUMBER() OVER (ORDER BY time DESC, id) = 1``:
+    DuckDB 1.5's ``top_n_window_elimination`` (embedded and inside the
+    stand-in) rewrites the latter into an aggregate that was seen to ignore
+    the second sort key, returning a different row from run to run.
+    """
+    outputs = [*keys, *value_columns]
+    if tiebreak is None:
+        rank = (
+            sa.func.row_number()
+            .over(partition_by=[latest.c[key] for key in keys], order_by=latest.c[time].desc())
+            .label("_date_rank")
+        )
+        ranked_rows = sa.select(*(latest.c[name] for name in outputs), rank).subquery("ranked")
+        chosen: list[sa.ColumnElement[bool]] = [ranked_rows.c._date_rank == sa.literal_column("1", sa.Integer())]
+    else:
+        newest = sa.func.max(latest.c[time]).over(partition_by=[latest.c[key] for key in keys])
+        first = sa.func.min(latest.c[tiebreak]).over(partition_by=[*(latest.c[key] for key in keys), latest.c[time]])
+        ranked_rows = sa.select(
+            *(latest.c[name] for name in _unique([*outputs, tiebreak])),
+            newest.label("_newest_time"),
+            first.label("_first_of_time"),
+        ).subquery("ranked")
+        chosen = [
+            ranked_rows.c[time] == ranked_rows.c._newest_time,
+            ranked_rows.c[tiebreak] == ranked_rows.c._first_of_time,
+        ]
     return (
-        sa.select(*(ranked_rows.c[name] for name in [*keys, *value_columns]))
-        .where(ranked_rows.c._date_rank == sa.literal_column("1", sa.Integer()))
+        sa.select(*(ranked_rows.c[name] for name in outputs))
+        .where(*chosen)
         .order_by(*(ranked_rows.c[key] for key in keys))
     )
 
@@ -483,7 +513,7 @@ def _instant(moment: date | datetime) -> datetime:
 
 
 def _is_number(column: sa.Column[Any]) -> bool:
-    return isinstance(column.type, (sa.Integer, sa.Numeric)) and not isinstance(column.type, sa.Boolean)
+    return isinstance(column.type, (sa.Integer, sa.Numeric, sa.Float))
 
 
 # --- the repository --------------------------------------------------------------
