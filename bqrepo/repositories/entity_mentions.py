@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bqrepo.errors import InvalidArgumentError
-from bqrepo.repositories._common import earlier, later, positive_int, timestamp_param
+from bqrepo.repositories._common import earlier, later, positive_int
 from bqrepo.repositories.results import TrendingEntity
 from bqrepo.repositories.timeseries import CUTOFF_HALF_LIVES, decay_window, decayed, deduplicated, ranked, time_range
 from bqrepo.schema import entity_mentions, events
