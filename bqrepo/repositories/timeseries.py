@@ -615,6 +615,11 @@ class TimeSeriesRepository:
             )
         return self.table.c[name]
 
+    def _string_column(self, argument: str, name: str) -> None:
+        """Filter values travel as STRING parameters: a column of another type cannot be compared to one."""
+        if not isinstance(self._column(argument, name).type, sa.String):
+            raise InvalidArgumentError(argument, f"column {name!r} is not a STRING column; only those can be filtered")
+
     def _filters(self, where: Mapping[str, str | None] | None) -> dict[str, str | None]:
         """Equality filters: STRING columns only, values as STRING or None (no filter)."""
         if where is None:
@@ -623,9 +628,7 @@ class TimeSeriesRepository:
             raise InvalidArgumentError("where", f"must be a mapping of column to str or None, got {type(where).__name__}")
         checked: dict[str, str | None] = {}
         for name, value in where.items():
-            column = self._column("where", name)
-            if not isinstance(column.type, sa.String):
-                raise InvalidArgumentError("where", f"column {name!r} is not a STRING column; only those can be filtered")
+            self._string_column("where", name)
             checked[name] = optional_text(f"where[{name!r}]", value)
         return checked
 
@@ -802,7 +805,8 @@ class TimeSeriesRepository:
             raise InvalidArgumentError(
                 "key", f"ranking needs a TIMESTAMP time column; {self.table.name!r}.{self.spec.time} is a DATE"
             )
-        self._column("key", key)
+        if isinstance(self._column("key", key).type, sa.JSON):
+            raise InvalidArgumentError("key", f"column {key!r} is JSON, which cannot be grouped")
         if weight is not None and not _is_number(self._column("weight", weight)):
             raise InvalidArgumentError("weight", f"column {weight!r} is not numeric")
         now, window_start = decay_window(half_life, as_of, cutoff)
@@ -843,6 +847,7 @@ class TimeSeriesRepository:
                     raise InvalidArgumentError(
                         "series", f"{name!r} is not a series column of {self.table.name!r} ({', '.join(self.spec.series)})"
                     )
+                self._string_column("series", name)
                 filters[name] = text_list(f"series[{name!r}]", values)
         if any(not values for values in filters.values()):
             return []
@@ -868,6 +873,8 @@ class TimeSeriesRepository:
             raise InvalidArgumentError(
                 "key", f"must map exactly the series columns ({', '.join(self.spec.series)}) to values, got {key!r}"
             )
+        for name in self.spec.series:
+            self._string_column("key", name)
         params: dict[str, Any] = {equals_param(name): text(f"key[{name!r}]", key[name]) for name in self.spec.series}
         params["start"] = self._time("start", start)
         params["end"] = self._time("end", end)
