@@ -5,6 +5,9 @@ exposes its prepared statements as ``statements`` for compile tests, and
 returns frozen dataclasses from :mod:`bqrepo.repositories.results`. Each has
 a ``typing.Protocol`` (``EventQueries``, ...) for services to depend on, so a
 test can pass an in-memory fake. See docs/queries.md.
+
+:class:`TimeSeriesRepository` serves any declared table (docs/generic-repository.md);
+the five named repositories are typed faces over its statement builders.
 """
 
 from bqrepo.repositories.economic import (
@@ -26,6 +29,7 @@ from bqrepo.repositories.results import (
     SeriesPoint,
     TrendingEntity,
 )
+from bqrepo.repositories.timeseries import RankedValue, TimeBucket, TimeSeriesQueries, TimeSeriesRepository
 
 __all__ = [
     "ComtradeQueries",
@@ -39,9 +43,13 @@ __all__ = [
     "FredRepository",
     "IndicatorValue",
     "LatestValue",
+    "RankedValue",
     "RecentEvent",
     "RiskBucket",
     "SeriesPoint",
+    "TimeBucket",
+    "TimeSeriesQueries",
+    "TimeSeriesRepository",
     "TrendingEntity",
     "WorldBankQueries",
     "WorldBankRepository",

@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bqrepo.constructs import seconds_between
 from bqrepo.errors import InvalidArgumentError
-from bqrepo.repositories._common import (
-    TIMESTAMP_MIN,
-    aware,
-    earlier,
-    half_open,
-    later,
-    positive_int,
-    positive_timedelta,
-    timestamp_param,
-)
-from bqrepo.repositories._dedup import latest_versions
+from bqrepo.repositories._common import earlier, later, positive_int
 from bqrepo.repositories.results import TrendingEntity
+from bqrepo.repositories.timeseries import CUTOFF_HALF_LIVES, decay_window, decayed, deduplicated, ranked, time_range
 from bqrepo.schema import entity_mentions, events
+from bqrepo.timeseries import declaration
 
 __all__ = [
     "CUTOFF_HALF_LIVES",
@@ -36,49 +27,22 @@ __all__ = [
 
 Metric = Literal["mentions", "risk"]
 
-CUTOFF_HALF_LIVES = 10
-"""Default scan window in half-lives: older mentions weigh less than 2**-10 (about 0.001)."""
-
 
 def _build_trending(metric: Metric) -> sa.Select[Any]:
-    as_of = timestamp_param("as_of")
-    mentions = latest_versions(
-        entity_mentions,
-        sa.and_(
-            entity_mentions.c.mentioned_at >= timestamp_param("window_start"),
-            entity_mentions.c.mentioned_at <= as_of,
-        ),
-        [entity_mentions.c.mentioned_at.desc()],
-        columns=["entity_id", "event_id", "mentioned_at"],
-    )
-    # weight = exp(-ln 2 * age / half_life): 1 now, 1/2 one half-life ago.
-    weight = sa.func.exp(
-        -sa.func.ln(sa.literal_column("2"))
-        * seconds_between(as_of, mentions.c.mentioned_at)
-        / sa.bindparam("half_life_seconds", type_=sa.Double())
-    )
+    """The generic decayed ranking by ``entity_id``; "risk" weighs each mention by its event's risk score."""
+    mentions, weight = decayed(declaration(entity_mentions), ["entity_id", "event_id", "mentioned_at"])
     source: sa.FromClause = mentions
     score: sa.ColumnElement[Any]
     if metric == "mentions":
         score = sa.func.sum(weight)
     else:
-        latest_events = latest_versions(
-            events,
-            half_open(events.c.mentioned_at, timestamp_param("events_start"), timestamp_param("events_end")),
-            [events.c.created_at.desc().nulls_last()],
-            columns=["id", "risk_score"],
+        latest_events = deduplicated(
+            declaration(events), time_range(declaration(events), "events_start", "events_end"), ["id", "risk_score"]
         )
         source = mentions.outerjoin(latest_events, latest_events.c.id == mentions.c.event_id)
         # A mention whose event is unknown (or has no risk score) adds no risk.
         score = sa.func.coalesce(sa.func.sum(weight * latest_events.c.risk_score), sa.literal_column("0.0", sa.Double()))
-    score_column = score.label("score")
-    return (
-        sa.select(mentions.c.entity_id, score_column, sa.func.count().label("mentions"))
-        .select_from(source)
-        .group_by(mentions.c.entity_id)
-        .order_by(score_column.desc(), mentions.c.entity_id)
-        .limit(sa.bindparam("limit", type_=sa.Integer()))
-    )
+    return ranked(source, mentions.c.entity_id, score, "mentions")
 
 
 trending_statements: Mapping[Metric, sa.Select[Any]] = MappingProxyType(
@@ -148,22 +112,7 @@ class EntityMentionRepository:
         """
         if not isinstance(metric, str) or metric not in trending_statements:
             raise InvalidArgumentError("metric", f"must be 'mentions' or 'risk', got {metric!r}")
-        positive_timedelta("half_life", half_life)
-        now = datetime.now(UTC) if as_of is None else aware("as_of", as_of)
-        if cutoff is None:
-            try:
-                window_start = earlier(now, half_life * CUTOFF_HALF_LIVES)
-            except OverflowError:  # ten half-lives exceed timedelta.max: all of history
-                window_start = TIMESTAMP_MIN
-        else:
-            positive_timedelta("cutoff", cutoff)
-            if cutoff > now - TIMESTAMP_MIN:
-                raise InvalidArgumentError(
-                    "cutoff",
-                    f"{cutoff} reaches before 0001-01-01, the first TIMESTAMP; "
-                    f"at most {(now - TIMESTAMP_MIN).days:,} days for as_of={now.isoformat()}",
-                )
-            window_start = now - cutoff
+        now, window_start = decay_window(half_life, as_of, cutoff)
         params: dict[str, Any] = {
             "as_of": now,
             "window_start": window_start,
