@@ -16,7 +16,9 @@ __all__ = ["register"]
 
 def init(
     ctx: typer.Context,
-    directory: Path = typer.Argument(Path("."), help="The project directory (created if missing).", show_default="."),
+    directory: Path = typer.Argument(
+        Path("."), metavar="DIRECTORY", help="The project directory (created if missing).", show_default="."
+    ),
     metadata: str | None = typer.Option(
         None,
         "--metadata",
