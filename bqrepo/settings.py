@@ -28,6 +28,7 @@ from bqrepo.redact import display_host, redact_url
 
 __all__ = [
     "DEFAULT_DUCKDB_FILE",
+    "DEFAULT_METADATA",
     "ConfigurationError",
     "Settings",
     "load_settings",
@@ -41,6 +42,9 @@ __all__ = [
 
 DEFAULT_DUCKDB_FILE = "bqrepo.duckdb"
 """The embedded database used when ``BQREPO_URL`` is unset, in the working directory."""
+
+DEFAULT_METADATA = "bqrepo.schema:metadata"
+"""The tables the CLI serves when ``BQREPO_METADATA`` is unset: bqrepo's own five."""
 
 # https://cloud.google.com/resource-manager/docs/creating-managing-projects:
 # 6-30 chars, lowercase letters, digits, hyphens; starts with a letter, does
@@ -162,6 +166,10 @@ class Settings:
     url: str | None = None
     emulator_host: str | None = None
     duckdb_path: str = DEFAULT_DUCKDB_FILE
+    #: Where the tables are declared, ``"package.module:attribute"`` naming a
+    #: ``sqlalchemy.MetaData``; imported by :mod:`bqrepo.metadata_loader`, not here,
+    #: so that settings never import application code.
+    metadata: str = DEFAULT_METADATA
 
     def __post_init__(self) -> None:
         if self.project_id is not None:
@@ -288,6 +296,7 @@ _ENV_KEYS = {
     "url": "BQREPO_URL",
     "emulator_host": "BIGQUERY_EMULATOR_HOST",
     "duckdb_path": "BQREPO_DUCKDB_PATH",
+    "metadata": "BQREPO_METADATA",
 }
 
 

@@ -7,7 +7,7 @@ import logging
 import typer
 
 from bqrepo import __version__
-from bqrepo.cli import admin, backfill, demo, ingest, queries
+from bqrepo.cli import admin, backfill, demo, ingest, project, queries
 from bqrepo.cli.errors import DEBUG
 from bqrepo.cli.state import State
 
@@ -50,6 +50,14 @@ def _global(
         "Unset: the embedded DuckDB file.",
         show_default=False,
     ),
+    metadata: str | None = typer.Option(
+        None,
+        "--metadata",
+        metavar="MODULE:ATTR",
+        help="Your tables: the sqlalchemy MetaData at package.module:attribute (overrides "
+        "BQREPO_METADATA). Unset: bqrepo's own tables.",
+        show_default=False,
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     verbose: bool = typer.Option(
         False, "--verbose", "-v", help="Log the backend, each BigQuery job and each migration step."
@@ -58,13 +66,13 @@ def _global(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    ctx.obj = State(url=url)
+    ctx.obj = State(url=url, metadata=metadata)
     DEBUG["enabled"] = debug
     if verbose:
         _log_verbosely()
 
 
-for module in (admin, ingest, queries, demo, backfill):
+for module in (admin, project, ingest, queries, demo, backfill):
     module.register(app)
 
 

@@ -1,4 +1,4 @@
-"""What every command shares: the settings (global ``--url``) and argument parsing."""
+"""What every command shares: the settings (global ``--url``, ``--metadata``) and argument parsing."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ class State:
     """Global options; settings are resolved on first use so ``--help`` never fails."""
 
     url: str | None = None
+    metadata: str | None = None
     _settings: Settings | None = None
 
     def settings(self) -> Settings:
@@ -26,6 +27,15 @@ class State:
         if self._settings is None:
             self._settings = load_settings(url=self.url)
         return self._settings
+
+    def metadata_location(self) -> str:
+        """``--metadata``, else ``BQREPO_METADATA``, else bqrepo's own tables.
+
+        Read without the backend settings: naming tables must not need a database.
+        """
+        from bqrepo.metadata_loader import configured_location
+
+        return configured_location(self.metadata)
 
 
 def state_of(ctx: typer.Context) -> State:
