@@ -54,6 +54,7 @@ from bqrepo.rows import (
     row_type,
     validate_rows,
 )
+from bqrepo.metadata_loader import load_metadata
 from bqrepo.settings import Settings, load_settings
 from bqrepo.timeseries import declaration
 from bqrepo.schema import utc_now
@@ -152,7 +153,8 @@ class TimeSeriesService:
         """Build the engine, writer and repositories for ``settings`` (default: environment/Django).
 
         ``metadata`` holds the tables :meth:`table` and :meth:`insert` can
-        reach by name besides the shipped five (default: bqrepo's own).
+        reach by name besides the shipped five (default: the one
+        ``BQREPO_METADATA`` names, else bqrepo's own).
 
         Connects to nothing: the engine and the writer share one BigQuery
         client built here, and the first query or write opens the first
@@ -160,7 +162,10 @@ class TimeSeriesService:
         while BigQuery (or the stand-in) is unreachable; the first use then
         fails with an error naming what to fix.
         """
-        engine = create_engine(settings or load_settings())
+        settings = settings or load_settings()
+        if metadata is None:
+            metadata = load_metadata(settings.metadata)
+        engine = create_engine(settings)
         writer = writer_for(engine)
         return cls(
             EventRepository(engine, writer),

@@ -7,7 +7,7 @@ import logging
 import typer
 
 from bqrepo import __version__
-from bqrepo.cli import admin, backfill, demo, ingest, project, queries
+from bqrepo.cli import admin, backfill, demo, ingest, project, queries, tables
 from bqrepo.cli.errors import DEBUG
 from bqrepo.cli.state import State
 
@@ -72,7 +72,7 @@ def _global(
         _log_verbosely()
 
 
-for module in (admin, project, ingest, queries, demo, backfill):
+for module in (admin, project, ingest, queries, tables, demo, backfill):
     module.register(app)
 
 

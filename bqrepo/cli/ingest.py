@@ -33,7 +33,10 @@ def _rejected_path(path: Path) -> Path:
 
 def ingest(
     ctx: typer.Context,
-    table: str = typer.Argument(..., help="events, entity_mentions, fred_indicators, un_comtrade or world_bank."),
+    table: str = typer.Argument(
+        ..., help="A declared table: events, entity_mentions, fred_indicators, un_comtrade, world_bank, "
+        "or one of --metadata's."
+    ),
     file: Path = typer.Argument(..., help="A .jsonl, .csv or .parquet file."),
     fmt: str | None = typer.Option(None, "--format", help="jsonl, csv or parquet. Default: from the suffix."),
     rejected: Path | None = typer.Option(None, help="Where rejected rows go. Default: FILE with its suffix replaced by .rejected.jsonl."),
@@ -43,17 +46,14 @@ def ingest(
     """Validate each row of FILE and append the valid ones to TABLE."""
     from bqrepo.engine import create_engine
     from bqrepo.rows import row_type, validate_rows
-    from bqrepo.schema import metadata
     from bqrepo.writers import writer_for
 
-    if table not in metadata.tables:
-        raise UserError(f"no table {table!r}; tables are {', '.join(metadata.tables)}")
+    target = state_of(ctx).table(table)
     if method not in ("auto", "stream", "load"):
         raise UserError(f"--method must be auto, stream or load, not {method!r}")
     if not file.is_file():
         raise UserError(f"no such file: {file}")
     fmt_name = detect_format(file, fmt)
-    target = metadata.tables[table]
     target_row_type = row_type(target)
     rejected_path = rejected or _rejected_path(file)
     if rejected_path.resolve() == file.resolve():

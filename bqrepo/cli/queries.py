@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import typer
@@ -14,7 +14,7 @@ from bqrepo.cli.render import console, print_json, sparkline, table_of
 from bqrepo.cli.state import parse_day, parse_when, state_of
 from bqrepo.errors import InvalidArgumentError
 
-__all__ = ["register"]
+__all__ = ["parse_days", "register", "with_engine"]
 
 T = TypeVar("T")
 
@@ -41,15 +41,15 @@ _OPTIONS = {
 }
 
 
-def _with_engine(ctx: typer.Context, use: Callable[[Any], T]) -> T:
-    """Run ``use`` on an engine; a refused argument is reported under the option the user typed."""
+def with_engine(ctx: typer.Context, use: Callable[[Any], T], options: Mapping[str, str] = _OPTIONS) -> T:
+    """Run ``use`` on an engine; a refused argument is reported under the option the user typed (``options``)."""
     from bqrepo.engine import create_engine
 
     engine = create_engine(state_of(ctx).settings())
     try:
         return use(engine)
     except InvalidArgumentError as exc:
-        option = _OPTIONS.get(exc.argument.split("[")[0])
+        option = options.get(exc.argument.split("[")[0])
         if option is None:
             raise
         raise UserError(f"{option}: {str(exc).removeprefix(f'{exc.argument}: ')}") from None
@@ -73,7 +73,7 @@ def _range(since: str | None, until: str | None, default_days: int) -> tuple[dt.
     return start, end
 
 
-def _days(option: str, days: float) -> dt.timedelta:
+def parse_days(option: str, days: float) -> dt.timedelta:
     """A positive, finite number of days as a timedelta (click lets nan through a range check)."""
     if not math.isfinite(days) or days <= 0 or days > MAX_DAYS:
         raise UserError(f"{option} must be a number of days above 0 and at most {MAX_DAYS:,}, not {days}")
@@ -93,7 +93,7 @@ def recent(
     from bqrepo.repositories import EventRepository
 
     start, end = _range(since, until, 30)
-    events = _with_engine(
+    events = with_engine(
         ctx, lambda e: EventRepository(e).recent(start, end, event_type=event_type, source_name=source, limit=limit)
     )
     if as_json:
@@ -122,9 +122,9 @@ def trending(
 
     if metric not in ("mentions", "risk"):
         raise UserError(f"--metric must be 'mentions' or 'risk', not {metric!r}")
-    half_life_span = _days("--half-life", half_life)
+    half_life_span = parse_days("--half-life", half_life)
     moment = parse_when(as_of, "--as-of") if as_of else dt.datetime.now(dt.UTC)
-    entities = _with_engine(
+    entities = with_engine(
         ctx,
         lambda e: EntityMentionRepository(e).trending(
             metric=metric,  # type: ignore[arg-type]
@@ -159,7 +159,7 @@ def risk_trends(
     from bqrepo.repositories import EventRepository
 
     start, end = _range(since, until, 30)
-    buckets = _with_engine(
+    buckets = with_engine(
         ctx,
         lambda e: EventRepository(e).risk_trends(start, end, bucket=bucket, event_type=event_type, fill_gaps=fill_gaps),
     )
@@ -193,7 +193,7 @@ def series(
     if until and first >= end:
         raise UserError(f"--since ({first}) must be before --until ({end})")
     if not series_ids:
-        latest = _with_engine(ctx, lambda e: FredRepository(e).latest(since=first))
+        latest = with_engine(ctx, lambda e: FredRepository(e).latest(since=first))
         if as_json:
             print_json(latest)
             return
@@ -206,7 +206,7 @@ def series(
             )
         )
         return
-    found = _with_engine(ctx, lambda e: {s: FredRepository(e).series(s, first, end) for s in series_ids})
+    found = with_engine(ctx, lambda e: {s: FredRepository(e).series(s, first, end) for s in series_ids})
     if as_json:
         print_json(found)
         return

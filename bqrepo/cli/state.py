@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 
+import sqlalchemy as sa
 import typer
 
 from bqrepo.cli.errors import UserError
@@ -21,6 +23,7 @@ class State:
     url: str | None = None
     metadata: str | None = None
     _settings: Settings | None = None
+    _tables: dict[str, sa.Table] | None = None
 
     def settings(self) -> Settings:
         """``load_settings()`` (Django, then the environment), with ``--url`` on top."""
@@ -36,6 +39,29 @@ class State:
         from bqrepo.metadata_loader import configured_location
 
         return configured_location(self.metadata)
+
+    def tables(self) -> dict[str, sa.Table]:
+        """The declared tables the commands serve, by name: those of :meth:`metadata_location`.
+
+        The working directory is searched first, so ``--metadata myapp.schema:metadata``
+        works from the project directory with a console script.
+        """
+        if self._tables is None:
+            from bqrepo.metadata_loader import load_time_series
+
+            source = "--metadata" if self.metadata else "BQREPO_METADATA"
+            found = load_time_series(self.metadata_location(), source=source, search_path=Path.cwd())
+            self._tables = {table.name: table for table in found}
+        return self._tables
+
+    def table(self, name: str) -> sa.Table:
+        """The declared table ``name``, or a UserError listing the tables there are."""
+        tables = self.tables()
+        if name not in tables:
+            raise UserError(
+                f"no table {name!r} in {self.metadata_location()}; tables are {', '.join(tables)}"
+            )
+        return tables[name]
 
 
 def state_of(ctx: typer.Context) -> State:
