@@ -489,3 +489,33 @@ def test_python_dash_m_runs_the_cli_and_empty_results_say_so(migrated, tmp_path)
     assert help_text.returncode == 0 and "ingest" in help_text.stdout
     result = invoke(migrated, "series", "NO-SUCH-SERIES")
     assert result.exit_code == 0 and "(no rows)" in result.output
+
+
+def test_table_commands_serve_any_declared_table(demo_settings):
+    """``bqrepo table ...`` answers as the generic repository does, and names the option at fault."""
+    from bqrepo.repositories import TimeSeriesRepository
+    from bqrepo.schema import fred_indicators
+
+    engine = create_engine(demo_settings)
+    try:
+        expected = TimeSeriesRepository(engine, fred_indicators).latest(columns=["value"])
+    finally:
+        engine.dispose()
+    got = json.loads(invoke(demo_settings, "table", "latest", "fred_indicators", "--column", "value", "--json").stdout)
+    assert [(v["series_id"], v["date"], v["value"]) for v in got] == [
+        (v["series_id"], v["date"].isoformat(), v["value"]) for v in expected
+    ]
+    yearly = invoke(demo_settings, "table", "buckets", "fred_indicators", "--value", "value", "--bucket", "YEAR",
+                    "--where", "series_id=GDPC1", "--since", "2008-01-01", "--until", "2010-01-01")
+    assert yearly.exit_code == 0 and "2008-01-01" in yearly.stdout and "2009-01-01" in yearly.stdout
+    for args, fragments in [
+        (["table", "latest", "no_such_table"], ["no table 'no_such_table'", "fred_indicators"]),
+        (["table", "rows", "events", "--where", "nope=1"], ["--where", "nope"]),
+        (["table", "rows", "events", "--where", "nope"], ["--where", "not COLUMN=VALUE"]),
+        (["table", "series", "world_bank", "--key", "indicator_id=x"], ["--key", "country_code"]),
+        (["table", "buckets", "events", "--bucket", "fortnight"], ["--bucket", "fortnight"]),
+        (["table", "ranking", "fred_indicators", "--key", "series_id"], ["DATE"]),
+        (["--metadata", "no_such_module:metadata", "table", "latest", "events"], ["--metadata", "no_such_module"]),
+        (["--metadata", "bqrepo.schema:events", "ingest", "events", "x.jsonl"], ["--metadata", "not a sqlalchemy MetaData"]),
+    ]:
+        assert_user_error(invoke(demo_settings, *args), *fragments)
