@@ -53,6 +53,7 @@ from pydantic import (
 from bqrepo import schema
 from bqrepo.errors import BqrepoError
 from bqrepo.json_encoding import to_json_text, wire_size
+from bqrepo.timeunits import utc_now
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -219,10 +220,6 @@ BQString = Annotated[str, AfterValidator(_fits_bigquery)]
 Key = Annotated[str, Field(min_length=1), AfterValidator(_fits_bigquery)]
 UtcTimestamp = Annotated[dt.datetime, AfterValidator(_aware_utc)]
 JsonObject = Annotated[dict[str, JsonValue], WrapValidator(_json_object)]
-
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def natural_id(table: str, *key: str | dt.date | None) -> str:
@@ -410,7 +407,7 @@ class EconomicRow(Row):
 
 
 #: When an observation was fetched (default: now, UTC).
-IngestedAt = Annotated[UtcTimestamp, Field(default_factory=_utc_now)]
+IngestedAt = Annotated[UtcTimestamp, Field(default_factory=utc_now)]
 class FredObservation(EconomicRow):
     """One FRED series value on one date (table ``fred_indicators``)."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,10 +26,11 @@ from bqrepo.repositories import (
     RiskBucket,
     TrendingEntity,
 )
-from bqrepo.repositories._common import aware, earlier
+from bqrepo.repositories._common import aware
 from bqrepo.rows import EntityMentionRow, EventRow, Row, validate_rows
 from bqrepo.schema import entity_mentions, events
 from bqrepo.settings import Settings, load_settings
+from bqrepo.timeunits import earlier, utc_now
 from bqrepo.writers import RejectedRow, Writer, WriteResult, writer_for
 
 __all__ = ["TimeSeriesService", "default_service", "get_default_service", "insert_records"]
@@ -129,7 +130,7 @@ class TimeSeriesService:
         limit: int = 100,
     ) -> Sequence[RecentEvent]:
         """Newest events in ``[start, end)``; defaults to the last 7 days (clipped at 0001-01-01)."""
-        end = datetime.now(UTC) if end is None else aware("end", end)
+        end = utc_now() if end is None else aware("end", end)
         start = earlier(end, timedelta(days=7)) if start is None else start
         return self.events.recent(start, end, event_type=event_type, source_name=source_name, limit=limit)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -13,11 +13,8 @@ from sqlalchemy.engine import Engine
 from bqrepo.constructs import seconds_between
 from bqrepo.errors import InvalidArgumentError
 from bqrepo.repositories._common import (
-    TIMESTAMP_MIN,
     aware,
-    earlier,
     half_open,
-    later,
     positive_int,
     positive_timedelta,
     timestamp_param,
@@ -25,6 +22,7 @@ from bqrepo.repositories._common import (
 from bqrepo.repositories._dedup import latest_versions
 from bqrepo.repositories.results import TrendingEntity
 from bqrepo.schema import entity_mentions, events
+from bqrepo.timeunits import TIMESTAMP_MIN, earlier, later, utc_now
 
 __all__ = [
     "CUTOFF_HALF_LIVES",
@@ -149,7 +147,7 @@ class EntityMentionRepository:
         if not isinstance(metric, str) or metric not in trending_statements:
             raise InvalidArgumentError("metric", f"must be 'mentions' or 'risk', got {metric!r}")
         positive_timedelta("half_life", half_life)
-        now = datetime.now(UTC) if as_of is None else aware("as_of", as_of)
+        now = utc_now() if as_of is None else aware("as_of", as_of)
         if cutoff is None:
             try:
                 window_start = earlier(now, half_life * CUTOFF_HALF_LIVES)

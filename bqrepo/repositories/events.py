@@ -14,8 +14,6 @@ from sqlalchemy.engine import Engine
 from bqrepo.constructs import BucketSpec, time_bucket
 from bqrepo.errors import InvalidArgumentError
 from bqrepo.repositories._common import (
-    TIMESTAMP_MAX,
-    TIMESTAMP_MIN,
     aware,
     half_open,
     optional_equals,
@@ -26,6 +24,7 @@ from bqrepo.repositories._common import (
 from bqrepo.repositories._dedup import latest_versions
 from bqrepo.repositories.results import RecentEvent, RiskBucket, json_value, utc
 from bqrepo.schema import events
+from bqrepo.timeunits import TIMESTAMP_MAX, TIMESTAMP_MIN
 
 __all__ = [
     "MAX_BUCKET_SECONDS",
