@@ -17,16 +17,16 @@ Other dialects fail to compile with a :class:`~sqlalchemy.exc.CompileError`
 that names the construct, never with SQL that silently means something else.
 
 :class:`BucketSpec` is also the Python side of the same arithmetic
-(:meth:`BucketSpec.floor`, :meth:`BucketSpec.following`), used to fill empty
-buckets without another query.
+(:meth:`BucketSpec.floor`, :meth:`BucketSpec.following`, both from
+:mod:`bqrepo.timeunits`), used to fill empty buckets without another query.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import CompileError
@@ -34,6 +34,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, roles
 from sqlalchemy.sql import coercions
 from sqlalchemy.sql.visitors import InternalTraversal
+
+from bqrepo import timeunits
+from bqrepo.timeunits import CALENDAR_UNITS, EPOCH, FIXED_UNIT_SECONDS, CalendarUnit
 
 __all__ = [
     "EPOCH",
@@ -45,12 +48,6 @@ __all__ = [
     "time_bucket",
 ]
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-"""The origin of every fixed-width bucket, on every engine."""
-
-CalendarUnit = Literal["WEEK", "MONTH", "QUARTER", "YEAR"]
-_CALENDAR_UNITS: tuple[CalendarUnit, ...] = ("WEEK", "MONTH", "QUARTER", "YEAR")
-_FIXED_UNITS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 _SPEC_RE = re.compile(r"^\s*(?:(\d+)\s*)?([A-Za-z]+?)S?\s*$", re.IGNORECASE)
 _TIMESTAMP = sa.TIMESTAMP(timezone=True)
 
@@ -73,8 +70,8 @@ class BucketSpec:
             not isinstance(self.seconds, int) or isinstance(self.seconds, bool) or self.seconds <= 0
         ):
             raise ValueError(f"bucket width must be a positive whole number of seconds, got {self.seconds!r}")
-        if self.unit is not None and self.unit not in _CALENDAR_UNITS:
-            raise ValueError(f"calendar bucket unit must be one of {_CALENDAR_UNITS}, got {self.unit!r}")
+        if self.unit is not None and self.unit not in CALENDAR_UNITS:
+            raise ValueError(f"calendar bucket unit must be one of {CALENDAR_UNITS}, got {self.unit!r}")
 
     @classmethod
     def parse(cls, bucket: str | timedelta | BucketSpec) -> BucketSpec:
@@ -99,11 +96,11 @@ class BucketSpec:
             raise ValueError(f"bucket {bucket!r} is not understood: use e.g. 'DAY', '6 hours', 'WEEK', 'MONTH'")
         count = int(match.group(1) or 1)
         unit = match.group(2).upper()
-        if unit in _FIXED_UNITS:
+        if unit in FIXED_UNIT_SECONDS:
             if count <= 0:
                 raise ValueError(f"bucket {bucket!r} must have a positive width")
-            return cls(seconds=count * _FIXED_UNITS[unit])
-        if unit in _CALENDAR_UNITS:
+            return cls(seconds=count * FIXED_UNIT_SECONDS[unit])
+        if unit in CALENDAR_UNITS:
             if count != 1:
                 raise ValueError(
                     f"bucket {bucket!r}: calendar units take no count; use a fixed width such as '14 days'"
@@ -116,31 +113,17 @@ class BucketSpec:
 
     def floor(self, moment: datetime) -> datetime:
         """The start of the bucket holding ``moment`` (aware), in UTC: what the SQL computes."""
-        if moment.tzinfo is None:
-            raise ValueError(f"timestamp {moment!r} is naive; pass an aware datetime")
-        moment = moment.astimezone(UTC)
         if self.seconds is not None:
-            width = self.seconds * 1_000_000
-            micros = (moment - EPOCH) // timedelta(microseconds=1)
-            return EPOCH + timedelta(microseconds=micros - micros % width)
-        day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-        if self.unit == "WEEK":
-            return day - timedelta(days=day.weekday())
-        if self.unit == "MONTH":
-            return day.replace(day=1)
-        if self.unit == "QUARTER":
-            return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
-        return day.replace(month=1, day=1)
+            return timeunits.floor_seconds(moment, self.seconds)
+        assert self.unit is not None
+        return timeunits.floor(moment, self.unit)
 
     def following(self, start: datetime) -> datetime:
         """The start of the bucket after the one starting at ``start``."""
         if self.seconds is not None:
             return start + timedelta(seconds=self.seconds)
-        if self.unit == "WEEK":
-            return start + timedelta(days=7)
-        months = {"MONTH": 1, "QUARTER": 3, "YEAR": 12}[self.unit]  # type: ignore[index]
-        index = start.year * 12 + start.month - 1 + months
-        return start.replace(year=index // 12, month=index % 12 + 1)
+        assert self.unit is not None
+        return timeunits.following(start, self.unit)
 
     def __str__(self) -> str:
         if self.unit is not None:
@@ -301,7 +284,7 @@ _BIGQUERY_UNITS = {"WEEK": "WEEK(MONDAY)", "MONTH": "MONTH", "QUARTER": "QUARTER
 
 def _calendar_unit(element: CalendarBucket) -> str:
     unit = element.unit
-    if unit not in _CALENDAR_UNITS:  # re-checked: it is rendered into SQL
+    if unit not in CALENDAR_UNITS:  # re-checked: it is rendered into SQL
         raise CompileError(f"invalid calendar unit {unit!r}")
     return unit
 

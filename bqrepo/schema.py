@@ -28,6 +28,7 @@ from google.cloud.bigquery import TimePartitioning
 
 from bqrepo.table_options import check_table_options
 from bqrepo.timeseries import time_series
+from bqrepo.timeunits import utc_now
 
 __all__ = [
     "ECONOMIC_TABLES",
@@ -36,7 +37,6 @@ __all__ = [
     "fred_indicators",
     "metadata",
     "un_comtrade",
-    "utc_now",
     "world_bank",
 ]
 
@@ -44,16 +44,6 @@ metadata = sa.MetaData()
 
 Timestamp = sa.TIMESTAMP(timezone=True)
 
-
-def utc_now() -> dt.datetime:
-    """Now, as an aware UTC datetime: when an observation was fetched.
-
-    The Python-side default of the ``ingested_at`` columns, so rows (which
-    take it as their field default) and plain SQLAlchemy inserts alike get
-    one. Python-side only: a column ``default=`` is not DDL, Alembic never
-    compares it, and no migration is needed.
-    """
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _ingested_at() -> sa.Column[dt.datetime]:

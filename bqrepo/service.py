@@ -40,7 +40,7 @@ from bqrepo.repositories import (
     WorldBankQueries,
     WorldBankRepository,
 )
-from bqrepo.repositories._common import aware, earlier
+from bqrepo.repositories._common import aware
 from bqrepo.repositories.economic import ALL_HISTORY
 from bqrepo.repositories.entity_mentions import Metric
 from bqrepo.repositories.timeseries import TimeSeriesRepository
@@ -57,7 +57,7 @@ from bqrepo.rows import (
 from bqrepo.metadata_loader import load_metadata
 from bqrepo.settings import Settings, load_settings
 from bqrepo.timeseries import declaration
-from bqrepo.schema import utc_now
+from bqrepo.timeunits import earlier, utc_now
 from bqrepo.writers import RejectedRow, Writer, WriteResult, writer_for
 
 _R = TypeVar("_R")

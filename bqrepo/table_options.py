@@ -14,7 +14,6 @@ touches anything.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import sqlalchemy as sa
 from google.cloud.bigquery import TimePartitioning
 
 from bqrepo.errors import SchemaError
+from bqrepo.timeunits import FIRST_PARTITIONED_DAY, GRANULARITIES, LAST_PARTITIONED_DAY
 
 __all__ = [
     "FIRST_PARTITIONED_DAY",
@@ -44,11 +44,8 @@ MAX_CLUSTERING_FIELDS = 4
 MAX_PARTITIONS = 10_000
 #: BigQuery lets one job (a load, an INSERT ... SELECT) modify at most 4,000 partitions.
 MAX_PARTITIONS_MODIFIED_PER_JOB = 4_000
-#: Time-unit partitioning stores values before or after these days in ``__UNPARTITIONED__``.
-FIRST_PARTITIONED_DAY = dt.date(1960, 1, 1)
-LAST_PARTITIONED_DAY = dt.date(2159, 12, 31)
 _MS_PER_DAY = 86_400_000
-_TIMESTAMP_GRANULARITIES = {"HOUR", "DAY", "MONTH", "YEAR"}
+_TIMESTAMP_GRANULARITIES: set[str] = set(GRANULARITIES)
 # sqlalchemy-bigquery raises ValueError for DAY/HOUR on a DATE column
 # (googleapis/python-bigquery-sqlalchemy#1162), so only these are allowed.
 _DATE_GRANULARITIES = {"MONTH", "YEAR"}

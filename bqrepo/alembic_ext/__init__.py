@@ -25,7 +25,8 @@ from bqrepo.alembic_ext.clustering import SetClusteringOp
 from bqrepo.alembic_ext.columns import BigQueryImpl
 from bqrepo.alembic_ext.dataset import CreateDatasetOp, ensure_dataset
 from bqrepo.alembic_ext.options import SetTableOptionsOp
-from bqrepo.alembic_ext.partitioning import ChangePartitioningOp, RepartitionError, include_name
+from bqrepo.alembic_ext.partitioning import ChangePartitioningOp
+from bqrepo.alembic_ext.rebuild import RepartitionError, include_name
 from bqrepo.alembic_ext.reflection import patch_reflection
 
 __all__ = [

@@ -34,6 +34,7 @@ from bqrepo.alembic_ext import live
 from bqrepo.alembic_ext.clustering import SetClusteringOp
 from bqrepo.alembic_ext.options import SetTableOptionsOp
 from bqrepo.alembic_ext.partitioning import ChangePartitioningOp
+from bqrepo.alembic_ext.rebuild import partition_spec
 from bqrepo.engine import client_of
 from bqrepo.table_options import TableOptions
 
@@ -66,10 +67,7 @@ def compare_table_options(
     wanted = TableOptions.of(metadata_table)
     ops = modify_table_ops.ops
 
-    repartition = (found.partition_field, found.partition_type) != (
-        wanted.partition_field,
-        wanted.partition_type,
-    )
+    repartition = partition_spec(found.time_partitioning) != partition_spec(wanted.time_partitioning)
     if repartition:
         ops.append(
             ChangePartitioningOp(

@@ -18,11 +18,14 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from bqrepo import timeunits
 from bqrepo.backfill.mapping import ChunkUnit
 
 __all__ = ["Chunk", "Bound", "chunks", "covered", "floor_to", "merge", "next_boundary"]
 
 Bound = dt.datetime | dt.date
+# The mapping file's chunk units, as time units.
+_TIME_UNITS: dict[ChunkUnit, timeunits.TimeUnit] = {"day": "DAY", "month": "MONTH", "year": "YEAR"}
 
 
 def _parse_bound(text: str, timestamp: bool) -> Bound:
@@ -70,22 +73,13 @@ class Chunk:
 
 
 def floor_to(value: dt.date, unit: ChunkUnit) -> dt.date:
-    """The first day of ``value``'s day, month or year."""
-    if unit == "year":
-        return dt.date(value.year, 1, 1)
-    if unit == "month":
-        return dt.date(value.year, value.month, 1)
-    return value
+    """The first day of ``value``'s day, month or year (:func:`bqrepo.timeunits.floor`)."""
+    return timeunits.floor(value, _TIME_UNITS[unit])
 
 
 def next_boundary(value: dt.date, unit: ChunkUnit) -> dt.date:
-    """The first day of the next day, month or year after ``value``'s."""
-    start = floor_to(value, unit)
-    if unit == "year":
-        return dt.date(start.year + 1, 1, 1)
-    if unit == "month":
-        return dt.date(start.year + start.month // 12, start.month % 12 + 1, 1)
-    return start + dt.timedelta(days=1)
+    """The first day of the next day, month or year after ``value``'s (:func:`bqrepo.timeunits.following`)."""
+    return timeunits.following(value, _TIME_UNITS[unit])
 
 
 def _as_bound(day: dt.date, timestamp: bool) -> Bound:

@@ -31,7 +31,8 @@ __all__ = ["DEFAULT_MAPPING", "ChunkUnit", "TableMapping", "load_mapping"]
 
 ChunkUnit = Literal["day", "month", "year"]
 _UNITS: tuple[ChunkUnit, ...] = ("day", "month", "year")
-_PARTITION_UNIT = {"DAY": "day", "HOUR": "day", "MONTH": "month", "YEAR": "year"}
+# The finest chunk that never splits a partition of each granularity.
+_PARTITION_UNIT: dict[str, ChunkUnit] = {"HOUR": "day", "DAY": "day", "MONTH": "month", "YEAR": "year"}
 
 # PostgreSQL identifiers as Django creates them (unquoted, at most 63 bytes).
 # Used with fullmatch: a trailing "$" anchor alone would let "name\n" through.

@@ -5,10 +5,13 @@ DuckDB and BigQuery disagree on hash functions, float summation order and
 JSON text, so no SQL expression gives the same number on both sides. Here
 each row, once converted to the target's types (the source side goes through
 the same row types as the back-fill), is rendered canonically (UTC ISO
-timestamps, ``repr`` of floats, JSON with sorted keys) and hashed with
-BLAKE2b; a day's checksum is the sum of its rows' hashes modulo 2**64. The
-sum does not depend on row order, and a changed value, a missing row or a
-duplicated one all change it.
+timestamps, ``repr`` of floats, JSON with sorted keys), and a day's rows
+are folded by :class:`bqrepo.checksum.Checksum`: the count, XOR and sums of
+slices of each row's SHA-256 that the partition rebuild computes in SQL.
+The fold does not depend on row order, and a changed value, a missing row or
+a duplicated one all change it. (The rebuild's SQL form cannot serve here:
+it hashes ``TO_JSON_STRING(row)``, which PostgreSQL does not have and whose
+text differs between engines.)
 
 Counts are raw: a destination day with a duplicated row fails verification
 even though read-side de-duplication would hide it from queries, because the
@@ -18,7 +21,6 @@ back-fill promises exactness (see :mod:`bqrepo.backfill.checkpoint`).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,11 +32,10 @@ from sqlalchemy.engine import Engine
 from bqrepo.backfill.chunks import Bound, Chunk
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.backfill.reader import SourceReader
+from bqrepo.checksum import Checksum
 from bqrepo.rows import row_type, validate_rows
 
-__all__ = ["DayCheck", "VerificationReport", "row_digest", "verify"]
-
-_MASK = (1 << 64) - 1
+__all__ = ["DayCheck", "VerificationReport", "row_text", "verify"]
 
 
 def _canonical(value: Any) -> str:
@@ -53,10 +54,9 @@ def _canonical(value: Any) -> str:
     return repr(value)
 
 
-def row_digest(row: Mapping[str, Any], columns: Iterable[str]) -> int:
-    """A 64-bit hash of one row's canonical text, column order fixed by ``columns``."""
-    text = "\x1f".join(_canonical(row[name]) for name in columns)
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+def row_text(row: Mapping[str, Any], columns: Iterable[str]) -> str:
+    """One row's canonical text, column order fixed by ``columns``: what its checksum hashes."""
+    return "\x1f".join(_canonical(row[name]) for name in columns)
 
 
 @dataclass
@@ -68,8 +68,8 @@ class DayCheck:
     rejected_rows: int = 0
     destination_rows: int = 0
     destination_ids: int = 0
-    source_checksum: int = 0
-    destination_checksum: int = 0
+    source_checksum: Checksum = field(default_factory=Checksum)
+    destination_checksum: Checksum = field(default_factory=Checksum)
 
     @property
     def ok(self) -> bool:
@@ -178,7 +178,7 @@ def verify(
         for valid in validation.valid:
             values = valid.row.to_db_row()
             day = check(_day(values[partition.name]))
-            day.source_checksum = (day.source_checksum + row_digest(values, columns)) & _MASK
+            day.source_checksum.add(row_text(values, columns))
 
         with destination.connect() as connection:
             result = connection.execute(dest_statement, {"start": window.start, "end": window.end})
@@ -190,7 +190,7 @@ def verify(
                 day = check(_day(row[partition.name]))
                 day.destination_rows += 1
                 ids.setdefault(day.day, set()).add(row["id"])
-                day.destination_checksum = (day.destination_checksum + row_digest(row, columns)) & _MASK
+                day.destination_checksum.add(row_text(row, columns))
         for day_value, id_set in ids.items():
             days[day_value].destination_ids = len(id_set)
         report.days.extend(days[key] for key in sorted(days))

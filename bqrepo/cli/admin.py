@@ -66,7 +66,7 @@ def _bigquery_tables(settings: Settings) -> tuple[list[TableInfo], list[str]]:
     """
     from google.api_core.exceptions import NotFound
 
-    from bqrepo.alembic_ext.partitioning import pending_rebuilds
+    from bqrepo.alembic_ext.rebuild import pending_rebuilds
     from bqrepo.bigquery_checks import check_dataset_location
     from bqrepo.engine import bigquery_client, check_emulator_reachable
     from bqrepo.schema import metadata
@@ -163,7 +163,7 @@ def migrate(
     """Create or evolve the dataset and tables (alembic upgrade) from any directory."""
     from bqrepo import migrate as migrations
 
-    from bqrepo.alembic_ext.partitioning import RebuiltTableWarning
+    from bqrepo.alembic_ext.rebuild import RebuiltTableWarning
 
     settings = state_of(ctx).settings()
     with warnings.catch_warnings(record=True) as caught:

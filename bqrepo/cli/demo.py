@@ -17,6 +17,7 @@ import typer
 from bqrepo.cli.errors import UserError, friendly
 from bqrepo.cli.render import console, sparkline, table_of
 from bqrepo.cli.state import state_of
+from bqrepo.timeunits import floor, utc_now
 
 __all__ = ["register"]
 
@@ -47,8 +48,8 @@ def demo(
         )
     console.print(f"[bold]1. migrate[/] {settings.describe()}")
     migrate.upgrade(settings)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    start = dt.datetime.combine(now.date(), dt.time(), dt.UTC) - dt.timedelta(days=days - 1)
+    now = utc_now().replace(microsecond=0)
+    start = floor(now, "DAY") - dt.timedelta(days=days - 1)
     engine = create_engine(settings)
     try:
         with engine.connect() as connection:

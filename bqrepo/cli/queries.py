@@ -13,6 +13,7 @@ from bqrepo.cli.errors import UserError, friendly
 from bqrepo.cli.render import console, print_json, sparkline, table_of
 from bqrepo.cli.state import parse_day, parse_when, state_of
 from bqrepo.errors import InvalidArgumentError
+from bqrepo.timeunits import earlier, utc_now
 
 __all__ = ["parse_days", "register", "with_engine"]
 
@@ -59,13 +60,8 @@ def with_engine(ctx: typer.Context, use: Callable[[Any], T], options: Mapping[st
 
 def _range(since: str | None, until: str | None, default_days: int) -> tuple[dt.datetime, dt.datetime]:
     """``[--since, --until)``; the defaults are now and ``default_days`` before ``--until``, clipped at year 1."""
-    end = parse_when(until, "--until") if until else dt.datetime.now(dt.UTC)
-    if since:
-        start = parse_when(since, "--since")
-    else:
-        first = dt.datetime.min.replace(tzinfo=dt.UTC)
-        span = dt.timedelta(days=default_days)
-        start = end - span if end - first > span else first
+    end = parse_when(until, "--until") if until else utc_now()
+    start = parse_when(since, "--since") if since else earlier(end, dt.timedelta(days=default_days))
     if start >= end:
         # Name --until only when the user gave it.
         bound = f"--until ({end:%Y-%m-%d %H:%M})" if until else f"now ({end:%Y-%m-%d %H:%M} UTC)"
@@ -123,7 +119,7 @@ def trending(
     if metric not in ("mentions", "risk"):
         raise UserError(f"--metric must be 'mentions' or 'risk', not {metric!r}")
     half_life_span = parse_days("--half-life", half_life)
-    moment = parse_when(as_of, "--as-of") if as_of else dt.datetime.now(dt.UTC)
+    moment = parse_when(as_of, "--as-of") if as_of else utc_now()
     entities = with_engine(
         ctx,
         lambda e: EntityMentionRepository(e).trending(

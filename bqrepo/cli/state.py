@@ -12,6 +12,7 @@ import typer
 
 from bqrepo.cli.errors import UserError
 from bqrepo.settings import Settings, load_settings
+from bqrepo.timeunits import floor, utc_now
 
 __all__ = ["State", "parse_day", "parse_when", "state_of"]
 
@@ -79,9 +80,9 @@ def parse_when(text: str, option: str) -> dt.datetime:
     """
     value = text.strip().lower()
     if value == "now":
-        return dt.datetime.now(dt.UTC)
+        return utc_now()
     if value == "today":
-        return dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(), dt.UTC)
+        return floor(utc_now(), "DAY")
     try:
         parsed = dt.datetime.fromisoformat(text.strip())
     except ValueError as exc:
@@ -102,7 +103,7 @@ def _refuse(option: str, text: str, exc: ValueError, expected: str) -> NoReturn:
 def parse_day(text: str, option: str) -> dt.date:
     """A calendar date from ISO 8601 (``2024-03-01``) or ``today``."""
     if text.strip().lower() == "today":
-        return dt.datetime.now(dt.UTC).date()
+        return utc_now().date()
     try:
         return dt.date.fromisoformat(text.strip())
     except ValueError as exc:

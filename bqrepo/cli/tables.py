@@ -20,6 +20,7 @@ from bqrepo.cli.errors import UserError, friendly
 from bqrepo.cli.queries import JSON, parse_days, with_engine
 from bqrepo.cli.render import console, print_json, table_of
 from bqrepo.cli.state import parse_day, parse_when, state_of
+from bqrepo.timeunits import utc_now
 
 __all__ = ["register"]
 
@@ -78,12 +79,12 @@ def _moment(table: sa.Table, text: str, option: str) -> dt.date | dt.datetime:
 def _window(table: sa.Table, since: str | None, until: str | None, days: int) -> tuple[Any, Any]:
     """``[--since, --until)``; defaults: now (today) and ``days`` before it."""
     if _is_date(table):
-        end_day = parse_day(until, "--until") if until else dt.datetime.now(dt.UTC).date()
+        end_day = parse_day(until, "--until") if until else utc_now().date()
         start_day = parse_day(since, "--since") if since else end_day - dt.timedelta(days=days)
         if start_day >= end_day:
             raise UserError(f"--since ({start_day}) must be before --until ({end_day})")
         return start_day, end_day
-    end = parse_when(until, "--until") if until else dt.datetime.now(dt.UTC)
+    end = parse_when(until, "--until") if until else utc_now()
     start = parse_when(since, "--since") if since else end - dt.timedelta(days=days)
     if start >= end:
         raise UserError(f"--since ({start:%Y-%m-%d %H:%M}) must be before --until ({end:%Y-%m-%d %H:%M})")
@@ -235,7 +236,7 @@ def ranking_command(
     """TABLE's values of --key ranked by exponentially decayed row count (or --weight)."""
     state_of(ctx).table(table)
     span = parse_days("--half-life", half_life)
-    moment = parse_when(as_of, "--as-of") if as_of else dt.datetime.now(dt.UTC)
+    moment = parse_when(as_of, "--as-of") if as_of else utc_now()
     found = with_engine(
         ctx,
         lambda e: _repository(ctx, e, table).ranking(

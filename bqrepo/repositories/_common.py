@@ -33,10 +33,6 @@ from bqrepo.errors import InvalidArgumentError
 
 TIMESTAMP = sa.TIMESTAMP(timezone=True)
 
-TIMESTAMP_MIN = datetime.min.replace(tzinfo=UTC)
-"""BigQuery's (and Python's) smallest TIMESTAMP: 0001-01-01 00:00:00 UTC."""
-TIMESTAMP_MAX = datetime.max.replace(tzinfo=UTC)
-"""BigQuery's (and Python's) largest TIMESTAMP: 9999-12-31 23:59:59.999999 UTC."""
 INT64_MAX = 2**63 - 1
 
 _TIMESTAMP_RANGE = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
@@ -78,16 +74,6 @@ def aware(name: str, value: datetime) -> datetime:
         raise InvalidArgumentError(
             name, f"{value.isoformat()} is outside the TIMESTAMP range {_TIMESTAMP_RANGE}"
         ) from None
-
-
-def earlier(moment: datetime, span: timedelta) -> datetime:
-    """``moment - span``, clipped at :data:`TIMESTAMP_MIN` (nothing is stored before it)."""
-    return moment - span if moment - TIMESTAMP_MIN > span else TIMESTAMP_MIN
-
-
-def later(moment: datetime, span: timedelta) -> datetime:
-    """``moment + span``, clipped at :data:`TIMESTAMP_MAX` (nothing is stored after it)."""
-    return moment + span if TIMESTAMP_MAX - moment > span else TIMESTAMP_MAX
 
 
 def positive_timedelta(name: str, value: timedelta) -> timedelta:

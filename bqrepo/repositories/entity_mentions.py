@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bqrepo.errors import InvalidArgumentError
-from bqrepo.repositories._common import earlier, later, positive_int
+from bqrepo.repositories._common import positive_int
+from bqrepo.timeunits import earlier, later
 from bqrepo.repositories.results import TrendingEntity
 from bqrepo.repositories.timeseries import CUTOFF_HALF_LIVES, decay_window, decayed, deduplicated, ranked, time_range
 from bqrepo.schema import entity_mentions, events

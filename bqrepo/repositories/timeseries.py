@@ -44,11 +44,8 @@ from bqrepo.constructs import BucketSpec, seconds_between, time_bucket
 from bqrepo.errors import InvalidArgumentError
 from bqrepo.repositories._common import (
     TIMESTAMP,
-    TIMESTAMP_MAX,
-    TIMESTAMP_MIN,
     aware,
     date_param,
-    earlier,
     half_open,
     optional_equals,
     optional_text,
@@ -62,6 +59,7 @@ from bqrepo.repositories._common import (
 from bqrepo.repositories._dedup import latest_versions
 from bqrepo.repositories.results import json_value, utc
 from bqrepo.timeseries import TimeSeries, declaration
+from bqrepo.timeunits import TIMESTAMP_MAX, TIMESTAMP_MIN, earlier, utc_now
 
 __all__ = [
     "AGGREGATES",
@@ -496,7 +494,7 @@ def decay_window(
     0001-01-01; an explicit ``cutoff`` reaching before it is refused.
     """
     positive_timedelta("half_life", half_life)
-    now = datetime.now(UTC) if as_of is None else aware("as_of", as_of)
+    now = utc_now() if as_of is None else aware("as_of", as_of)
     if cutoff is None:
         try:
             return now, earlier(now, half_life * CUTOFF_HALF_LIVES)

@@ -41,7 +41,6 @@ client's exception otherwise (no permission).
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import logging
@@ -58,12 +57,8 @@ from bqrepo.engine import backend_errors, log_job
 from bqrepo.errors import TransientError
 from bqrepo.json_encoding import to_json_text
 from bqrepo.rows import Row
-from bqrepo.table_options import (
-    FIRST_PARTITIONED_DAY,
-    LAST_PARTITIONED_DAY,
-    MAX_PARTITIONS_MODIFIED_PER_JOB,
-    TableOptions,
-)
+from bqrepo.table_options import MAX_PARTITIONS_MODIFIED_PER_JOB, TableOptions
+from bqrepo.timeunits import UNPARTITIONED, partition_of
 from bqrepo.writers.bigquery_target import BigQueryTarget
 from bqrepo.writers.result import RejectedRow, WriteResult, check_rows
 
@@ -71,16 +66,18 @@ __all__ = [
     "DEFAULT_JOB_RETRY",
     "MAX_JOB_BYTES",
     "TRANSIENT_JOB_REASONS",
+    "UNPARTITIONED",
     "BigQueryLoadWriter",
     "partition_key",
 ]
 
 log = logging.getLogger("bqrepo")
 
+#: The partition a row lands in (:func:`bqrepo.timeunits.partition_of`), under its earlier name here.
+partition_key = partition_of
+
 #: JSON bytes per load job; the batch is encoded in memory.
 MAX_JOB_BYTES = 1_000_000_000
-
-UNPARTITIONED = "__UNPARTITIONED__"
 
 #: Job failures that say nothing about the rows: the same job can succeed later.
 TRANSIENT_JOB_REASONS = frozenset({"backendError", "internalError", "rateLimitExceeded", "badGateway"})
@@ -106,26 +103,6 @@ def _retry_job(exc: BaseException) -> bool:
 #: How a transiently failed load job is run again: 1 s backoff doubling to
 #: 60 s, for up to 10 minutes (what BigQuery's own guidance asks for).
 DEFAULT_JOB_RETRY = Retry(predicate=_retry_job, initial=1.0, maximum=60.0, multiplier=2.0, timeout=600.0)
-
-
-def partition_key(value: dt.date | dt.datetime | None, granularity: str) -> Hashable:
-    """The BigQuery time-unit partition that ``value`` lands in.
-
-    Timestamps are UTC (rows normalise them), so their date is the
-    partition's date.
-    """
-    if value is None:
-        return None
-    day = value.date() if isinstance(value, dt.datetime) else value
-    if not FIRST_PARTITIONED_DAY <= day <= LAST_PARTITIONED_DAY:
-        return UNPARTITIONED
-    if granularity == "HOUR" and isinstance(value, dt.datetime):
-        return (day, value.hour)
-    if granularity == "MONTH":
-        return (day.year, day.month)
-    if granularity == "YEAR":
-        return day.year
-    return day
 
 
 class BigQueryLoadWriter:
@@ -178,7 +155,7 @@ class BigQueryLoadWriter:
         for index, row in enumerate(rows):
             line = to_json_text(row.to_bigquery_row(for_load_job=True))
             key = (
-                partition_key(
+                partition_of(
                     getattr(row, options.partition_field), options.partition_type or "DAY"
                 )
                 if options.partition_field
