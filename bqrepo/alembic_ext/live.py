@@ -23,8 +23,7 @@ __all__ = ["client", "dataset_of", "get_table_or_none", "is_bigquery", "is_offli
 
 
 def is_bigquery(context: MigrationContext) -> bool:
-    """Whether the migration runs where tables have partitioning, clustering and options
-    to change (BigQuery), online or offline."""
+    """Whether the migration's tables carry partitioning, clustering and options (BigQuery), online or offline."""
     kind = backend_kind(context.dialect)
     return kind is not None and kind.has_table_options
 
