@@ -27,9 +27,20 @@ __all__ = [
     "InvalidArgumentError",
     "NotMigratedError",
     "SchemaError",
+    "TRANSIENT_REASONS",
     "TransientError",
     "is_transient",
 ]
+
+#: BigQuery error reasons (``errors[].reason`` of a response, a job or a
+#: streamed row) that say nothing about the request or the rows: the same
+#: call can succeed later. ``stopped``: a streamed row not stored because
+#: another row of its request failed. One list for the streaming writer, the
+#: load writer and :func:`is_transient`. ``quotaExceeded`` is not here: it
+#: passes too, but only after 10+ minutes, so callers treat it on its own.
+TRANSIENT_REASONS = frozenset(
+    {"backendError", "internalError", "rateLimitExceeded", "badGateway", "stopped", "timeout"}
+)
 
 
 class BqrepoError(Exception):
@@ -86,6 +97,6 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, google_errors.Forbidden):
         # 403 rateLimitExceeded is BigQuery's way of saying "slow down".
         reasons = {error.get("reason") for error in getattr(exc, "errors", []) or []}
-        return bool(reasons & {"rateLimitExceeded", "backendError"})
+        return bool(reasons & TRANSIENT_REASONS)
     # The predicate matches Exception subclasses only; KeyboardInterrupt and co. are never transient.
     return isinstance(exc, Exception) and bool(if_transient_error(exc))

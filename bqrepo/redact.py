@@ -13,7 +13,8 @@ as user information, and only the user name survives.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+
+from bqrepo.endpoint import parse_endpoint
 
 __all__ = ["SECRET", "display_host", "normalize_url", "redact_text", "redact_url"]
 
@@ -95,11 +96,7 @@ def normalize_url(url: str) -> str:
 
 def display_host(host: str) -> str:
     """``[scheme://]host[:port]`` of an endpoint such as ``BIGQUERY_EMULATOR_HOST``, without user or password."""
-    parts = urlsplit(host if "://" in host else f"http://{host}")
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    name = parts.hostname or ""
-    shown = f"{name}:{port}" if port is not None else name
-    return f"{parts.scheme}://{shown}" if "://" in host else shown
+    endpoint = parse_endpoint(host)
+    port = endpoint.port
+    shown = f"{endpoint.hostname}:{port}" if port is not None else endpoint.hostname
+    return f"{endpoint.scheme}://{shown}" if endpoint.explicit_scheme else shown

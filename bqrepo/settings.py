@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL, make_url
 
+from bqrepo.endpoint import parse_endpoint
 from bqrepo.errors import ConfigurationError
 from bqrepo.redact import display_host, redact_url
 
@@ -126,17 +126,13 @@ def validate_emulator_host(value: str) -> str:
     credentials, and a password here would travel into every endpoint URL
     and from there into google-api-core's error texts.
     """
-    parts = urlsplit(value if "://" in value else f"http://{value}")
-    if "@" in parts.netloc:
+    endpoint = parse_endpoint(value)
+    if endpoint.has_userinfo:
         raise ConfigurationError(
             f"BIGQUERY_EMULATOR_HOST must be host:port such as {display_host(value) or '127.0.0.1:9050'}; "
             "it carries a user/password, which the stand-in never needs"
         )
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+    if endpoint.scheme not in ("http", "https") or not endpoint.hostname or endpoint.port is None:
         raise ConfigurationError(
             f"BIGQUERY_EMULATOR_HOST={display_host(value)!r} is not host:port such as 127.0.0.1:9050"
         )

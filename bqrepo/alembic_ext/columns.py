@@ -42,7 +42,7 @@ from sqlalchemy_bigquery.base import SqlalchemyBigqueryImpl
 
 from bqrepo.alembic_ext import live
 from bqrepo.alembic_ext.options import SetTableOptions
-from bqrepo.engine import client_of
+from bqrepo.backend import BigQueryBackend, bigquery_id, require_backend
 from bqrepo.table_options import SchemaError, TableOptions, check_labels
 
 __all__ = ["BigQueryImpl"]
@@ -154,8 +154,8 @@ class BigQueryImpl(SqlalchemyBigqueryImpl):
     ) -> None:
         assert self.connection is not None
         project, dataset = live.dataset_of(self.context_opts, self.dialect, schema)
-        client = client_of(self.connection)
-        table = live.get_table_or_none(client, f"{project}.{dataset}.{table_name}")
+        client = require_backend(self.connection, BigQueryBackend).client
+        table = live.get_table_or_none(client, bigquery_id(project, dataset, table_name))
         if table is None:
             return
         partitioning = table.time_partitioning

@@ -35,7 +35,7 @@ from bqrepo.alembic_ext.clustering import SetClusteringOp
 from bqrepo.alembic_ext.options import SetTableOptionsOp
 from bqrepo.alembic_ext.partitioning import ChangePartitioningOp
 from bqrepo.alembic_ext.rebuild import partition_spec
-from bqrepo.engine import client_of
+from bqrepo.backend import BigQueryBackend, require_backend
 from bqrepo.table_options import TableOptions
 
 __all__ = ["PLUGIN_NAME", "compare_table_options", "setup"]
@@ -59,7 +59,7 @@ def compare_table_options(
         return PriorityDispatchResult.CONTINUE
     context = autogen_context.migration_context
     live_table = live.get_table_or_none(
-        client_of(connection), live.table_id(context, table_name, schema)
+        require_backend(connection, BigQueryBackend).client, live.table_id(context, table_name, schema)
     )
     if live_table is None:
         return PriorityDispatchResult.CONTINUE

@@ -25,8 +25,7 @@ from alembic.operations import MigrateOperation, Operations
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import ExecutableDDLElement
 
-from bqrepo.bigquery_checks import check_dataset_location
-from bqrepo.engine import client_of
+from bqrepo.backend import BigQueryBackend, backend_for, require_backend
 from bqrepo.settings import Settings, validate_location
 
 __all__ = ["CreateDataset", "CreateDatasetOp", "ensure_dataset"]
@@ -62,9 +61,10 @@ def ensure_dataset(bind: sa.engine.Connection | Any, settings: Settings) -> None
     fail in a missing dataset), and the first revision's
     ``op.create_dataset()`` then has nothing to add.
     """
-    if bind.dialect.name != "bigquery":
+    path = backend_for(settings).dataset_path
+    if path is None:
         return
-    element = CreateDataset(settings.bigquery_project, settings.bigquery_dataset, settings.location)
+    element = CreateDataset(*path, settings.location)
     if not isinstance(bind, sa.engine.Connection) and getattr(bind, "as_sql", False):
         # ``memo`` is Alembic's per-run scratch space on the impl.
         printed: set[tuple[str, str]] = bind.memo.setdefault("bqrepo_datasets_printed", set())
@@ -75,15 +75,15 @@ def ensure_dataset(bind: sa.engine.Connection | Any, settings: Settings) -> None
     from google.cloud import bigquery
 
     connection = bind if isinstance(bind, sa.engine.Connection) else bind.connection
-    client = client_of(connection)
+    backend = require_backend(connection, BigQueryBackend)
     # Look first: creating needs bigquery.datasets.create even when the dataset
     # exists, which a least-privilege account (dataEditor on a dataset made by
     # Terraform) lacks. The look-up also refuses a dataset in another location.
-    if check_dataset_location(client, settings) is not None:
+    if backend.live_dataset() is not None:
         return
-    dataset = bigquery.Dataset(f"{element.project}.{element.dataset}")
-    dataset.location = element.location
-    client.create_dataset(dataset, exists_ok=True)  # exists_ok: a concurrent migration
+    dataset = bigquery.Dataset(backend.dataset_id)
+    dataset.location = backend.settings.location
+    backend.client.create_dataset(dataset, exists_ok=True)  # exists_ok: a concurrent migration
 
 
 @Operations.register_operation("create_dataset")

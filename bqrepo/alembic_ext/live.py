@@ -17,14 +17,15 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Dialect
 
-from bqrepo.engine import client_of
+from bqrepo.backend import BigQueryBackend, backend_for, backend_kind, bigquery_id, require_backend
 
 __all__ = ["client", "dataset_of", "get_table_or_none", "is_bigquery", "is_offline", "say", "table_id"]
 
 
 def is_bigquery(context: MigrationContext) -> bool:
-    """Whether the migration runs against BigQuery (online or offline)."""
-    return context.dialect.name == "bigquery"
+    """Whether the migration's tables carry partitioning, clustering and options (BigQuery), online or offline."""
+    kind = backend_kind(context.dialect)
+    return kind is not None and kind.has_table_options
 
 
 def is_offline(context: MigrationContext) -> bool:
@@ -43,8 +44,11 @@ def dataset_of(
     over, or from the dialect (which read it from the ``bigquery://`` URL).
     """
     settings = opts.get("bqrepo_settings")
-    if settings is not None and settings.backend == "bigquery":
-        project, dataset = settings.bigquery_project, settings.bigquery_dataset
+    configured = backend_for(settings).dataset_path if settings is not None else None
+    project: str | None
+    dataset: str | None
+    if configured is not None:
+        project, dataset = configured
     else:
         project = getattr(dialect, "project_id", None)
         dataset = getattr(dialect, "dataset_id", None)
@@ -60,8 +64,7 @@ def dataset_of(
 
 def table_id(context: MigrationContext, table_name: str, schema: str | None = None) -> str:
     """``project.dataset.table``, as google-cloud-bigquery's table calls want it."""
-    project, dataset = dataset_of(context.opts, context.dialect, schema)
-    return f"{project}.{dataset}.{table_name}"
+    return bigquery_id(*dataset_of(context.opts, context.dialect, schema), table_name)
 
 
 def client(operations: Operations) -> Any:
@@ -69,7 +72,7 @@ def client(operations: Operations) -> Any:
     connection = operations.migration_context.connection
     if connection is None:
         raise TypeError("no live connection (offline --sql run?): the BigQuery API needs one")
-    return client_of(connection)
+    return require_backend(connection, BigQueryBackend).client
 
 
 def get_table_or_none(bq_client: Any, table_ref: str) -> Any:

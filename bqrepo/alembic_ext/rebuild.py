@@ -81,6 +81,7 @@ from sqlalchemy.sql.selectable import NamedFromClause
 
 from bqrepo.alembic_ext import live
 from bqrepo.alembic_ext.options import SetTableOptions
+from bqrepo.backend import bigquery_id
 from bqrepo.checksum import checksums
 from bqrepo.errors import BackendError
 from bqrepo.redact import redact_text
@@ -170,7 +171,7 @@ def pending_rebuilds(client: Any, project: str, dataset: str) -> list[PendingReb
     None in a dataset that does not exist (yet).
     """
     try:
-        names = {table.table_id for table in client.list_tables(f"{project}.{dataset}")}
+        names = {table.table_id for table in client.list_tables(bigquery_id(project, dataset))}
     except NotFound:
         return []
     return [

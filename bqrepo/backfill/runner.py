@@ -42,6 +42,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bqrepo.backend import backend_of
 from bqrepo.backfill.checkpoint import Checkpoint
 from bqrepo.backfill.chunks import Chunk, chunks, covered, merge, next_boundary
 from bqrepo.backfill.mapping import TableMapping
@@ -192,7 +193,7 @@ def _stopped(table: str, chunk: Chunk, why: str) -> str:
 def _writer(destination: Engine) -> Any:
     from bqrepo.writers import writer_for
 
-    return writer_for(destination, method="load" if destination.dialect.name == "bigquery" else "auto")
+    return writer_for(destination, method="load")  # load jobs on BigQuery; DuckDB has one writer
 
 
 def run_backfill(
@@ -249,7 +250,7 @@ def run_backfill(
     plan = plan_backfill(reader, mapping, checkpoint, since, until, rows_per_write=rows_per_write)
     chunk_list, todo = plan.chunks, plan.todo
     warnings: list[str] = []
-    if plan.writes > JOB_BUDGET and destination.dialect.name == "bigquery":
+    if plan.writes > JOB_BUDGET and backend_of(destination).load_job_quota:
         warnings.append(
             f"planned {plan.writes:,} load jobs, over {JOB_BUDGET:,}: BigQuery allows 1,500 per table "
             "per day; use a coarser chunk in the mapping or split the run with --until across days"

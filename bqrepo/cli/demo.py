@@ -33,6 +33,7 @@ def demo(
 ) -> None:
     """Migrate, load sample events, mentions and economic series, and print trending entities, risk and indicators."""
     from bqrepo import migrate
+    from bqrepo.backend import backend_for
     from bqrepo.engine import create_engine
     from bqrepo.repositories import EntityMentionRepository, EventRepository, FredRepository, WorldBankRepository
     from bqrepo.sample_data import load_demo
@@ -40,7 +41,7 @@ def demo(
 
     began = time.monotonic()
     settings = state_of(ctx).settings()
-    if settings.backend == "bigquery" and not yes:
+    if not backend_for(settings).embedded and not yes:
         # An exported BQREPO_URL must not fill a real dataset with generated events by accident.
         raise UserError(
             f"demo would load generated sample data into {settings.describe()}; "

@@ -54,7 +54,7 @@ from google.api_core.retry import Retry
 from google.cloud import bigquery
 
 from bqrepo.engine import backend_errors, log_job
-from bqrepo.errors import TransientError
+from bqrepo.errors import TRANSIENT_REASONS, TransientError
 from bqrepo.json_encoding import to_json_text
 from bqrepo.rows import Row
 from bqrepo.table_options import MAX_PARTITIONS_MODIFIED_PER_JOB, TableOptions
@@ -79,8 +79,9 @@ partition_key = partition_of
 #: JSON bytes per load job; the batch is encoded in memory.
 MAX_JOB_BYTES = 1_000_000_000
 
-#: Job failures that say nothing about the rows: the same job can succeed later.
-TRANSIENT_JOB_REASONS = frozenset({"backendError", "internalError", "rateLimitExceeded", "badGateway"})
+#: Job failures that say nothing about the rows: the same job can succeed later
+#: (:data:`bqrepo.errors.TRANSIENT_REASONS`, under the name this module exported first).
+TRANSIENT_JOB_REASONS = TRANSIENT_REASONS
 #: The per-table load-job quota: it needs 10+ minutes, so the writer does not wait for it.
 QUOTA_EXCEEDED = "quotaExceeded"
 
@@ -230,7 +231,7 @@ class BigQueryLoadWriter:
             job.result(timeout=self.timeout)
         except GoogleAPICallError:
             error = job.error_result or {}
-            if error.get("reason") in TRANSIENT_JOB_REASONS | {QUOTA_EXCEEDED}:
+            if error.get("reason") in TRANSIENT_REASONS | {QUOTA_EXCEEDED}:
                 log.warning("load job %s failed with %s, storing nothing", job_id, error.get("reason"))
                 raise _JobFailedTransiently(job_id, str(error["reason"]), str(error.get("message", ""))) from None
             messages = "; ".join(error.get("message", "") for error in (job.errors or [error]))

@@ -46,6 +46,7 @@ from google.api_core.retry import Retry
 from google.cloud.bigquery import DEFAULT_RETRY
 
 from bqrepo.engine import backend_errors
+from bqrepo.errors import TRANSIENT_REASONS
 from bqrepo.json_encoding import wire_size
 from bqrepo.rows import Row
 from bqrepo.writers.bigquery_target import BigQueryTarget
@@ -60,8 +61,6 @@ MAX_REQUEST_BYTES = 9_000_000
 # JSON envelope around each row in the request: {"insertId": ..., "json": ...},
 _ROW_ENVELOPE_BYTES = 32
 _REQUEST_ENVELOPE_BYTES = 64
-# per-row reasons that say nothing about the row itself
-_RETRYABLE_REASONS = {"stopped", "timeout", "backendError", "internalError"}
 #: One request row: (batch index, insertId, JSON row).
 _Item = tuple[int, str, dict[str, Any]]
 _canonical_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
@@ -183,5 +182,5 @@ def _rejected(chunk: list[_Item], error: dict[str, Any]) -> RejectedRow:
         for problem in problems
     )
     field = next((p["location"] for p in problems if p.get("location")), None)
-    retryable = all(problem.get("reason") in _RETRYABLE_REASONS for problem in problems)
+    retryable = all(problem.get("reason") in TRANSIENT_REASONS for problem in problems)
     return RejectedRow(index=index, row=data, reason=reason, field=field, retryable=retryable)

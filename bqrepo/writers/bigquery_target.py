@@ -7,8 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bqrepo.engine import client_of
-from bqrepo.errors import ConfigurationError
+from bqrepo.backend import BigQueryBackend, bigquery_id, require_backend
 
 __all__ = ["BigQueryTarget"]
 
@@ -30,21 +29,11 @@ class BigQueryTarget:
     def of(cls, bind: sa.Engine | sa.Connection) -> BigQueryTarget:
         """The target behind a BigQuery engine or connection; never connects.
 
-        The client is the engine's own (:func:`bqrepo.engine.client_of`) and
-        the project and dataset are the dialect's, parsed from the URL when
-        the engine was built.
+        The engine's backend's (:attr:`bqrepo.backend.BigQueryBackend.target`):
+        its one client, and the configured project and dataset.
         """
-        client = client_of(bind)
-        dialect = bind.dialect
-        project = getattr(dialect, "project_id", None) or client.project
-        dataset = getattr(dialect, "dataset_id", None)
-        if not dataset:
-            raise ConfigurationError(
-                "the BigQuery URL names no dataset (bigquery://PROJECT/DATASET); "
-                "writers need one for tables without a schema"
-            )
-        return cls(client=client, project=project, dataset=dataset)
+        return require_backend(bind, BigQueryBackend).target
 
     def table_id(self, table: sa.Table) -> str:
         """``project.dataset.table`` for ``table``; its ``schema`` overrides the dataset."""
-        return f"{self.project}.{table.schema or self.dataset}.{table.name}"
+        return bigquery_id(self.project, table.schema or self.dataset, table.name)

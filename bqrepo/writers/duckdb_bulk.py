@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
+from bqrepo.backend import DuckDBBackend, require_backend
 from bqrepo.json_encoding import to_json_text
 from bqrepo.rows import Row
 from bqrepo.writers.result import RejectedRow, WriteResult, check_rows
@@ -61,8 +62,7 @@ class DuckDBWriter:
     """
 
     def __init__(self, bind: sa.Engine | sa.Connection) -> None:
-        if bind.dialect.name != "duckdb":
-            raise TypeError(f"not a DuckDB engine or connection: {bind.dialect.name}")
+        require_backend(bind, DuckDBBackend)
         self.bind = bind
 
     def write(self, table: sa.Table, rows: Sequence[Row]) -> WriteResult:

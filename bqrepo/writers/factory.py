@@ -1,4 +1,8 @@
-"""Pick the writer for an engine: DuckDB bulk, BigQuery streaming or load jobs."""
+"""Pick the writer for an engine: DuckDB bulk, BigQuery streaming or load jobs.
+
+The engine's :class:`~bqrepo.backend.Backend` makes the choice; this module
+holds the public entry point and the per-batch BigQuery chooser.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,10 @@ from typing import Literal
 
 import sqlalchemy as sa
 
+from bqrepo.backend import backend_of
 from bqrepo.rows import Row
 from bqrepo.writers.bigquery_load import BigQueryLoadWriter
 from bqrepo.writers.bigquery_stream import BigQueryStreamWriter
-from bqrepo.writers.bigquery_target import BigQueryTarget
-from bqrepo.writers.duckdb_bulk import DuckDBWriter
 from bqrepo.writers.result import Writer, WriteResult
 
 __all__ = ["LOAD_THRESHOLD", "AutoBigQueryWriter", "Method", "writer_for"]
@@ -62,20 +65,11 @@ def writer_for(
     embedded default. On BigQuery, ``"stream"`` uses insertAll, ``"load"``
     load jobs, and ``"auto"`` chooses per batch by ``load_threshold`` rows.
     """
-    if method not in ("auto", "stream", "load"):
-        raise ValueError(f"method must be 'auto', 'stream' or 'load', not {method!r}")
-    dialect = bind.dialect.name
-    if dialect == "duckdb":
-        return DuckDBWriter(bind)
-    if dialect != "bigquery":
+    try:
+        backend = backend_of(bind)
+    except TypeError:
         raise ValueError(
-            f"no writer for the {dialect!r} dialect; bqrepo writes DuckDB and BigQuery"
-        )
-    target = BigQueryTarget.of(bind)
-    if method == "stream":
-        return BigQueryStreamWriter(target)
-    if method == "load":
-        return BigQueryLoadWriter(target)
-    return AutoBigQueryWriter(
-        BigQueryStreamWriter(target), BigQueryLoadWriter(target), load_threshold
-    )
+            f"no writer for the {bind.dialect.name!r} dialect; bqrepo writes DuckDB and BigQuery "
+            "engines built by bqrepo.engine.create_engine"
+        ) from None
+    return backend.writer(bind, method, load_threshold=load_threshold)

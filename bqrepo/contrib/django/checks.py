@@ -28,6 +28,7 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.core import checks
 
+from bqrepo.backend import backend_for
 from bqrepo.errors import ConfigurationError
 from bqrepo.settings import (
     configured_values,
@@ -68,7 +69,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         settings = load_settings()
     except ConfigurationError as exc:
         return [checks.Error(str(exc), hint="set the missing setting named above", id="bqrepo.E006")]
-    if settings.backend == "duckdb" and "BQREPO_URL" not in values and not django_settings.DEBUG:
+    if backend_for(settings).embedded and "BQREPO_URL" not in values and not django_settings.DEBUG:
         problems.append(
             checks.Warning(
                 f"DEBUG = False, and bqrepo uses the embedded default: {settings.describe()}",
