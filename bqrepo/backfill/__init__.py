@@ -12,8 +12,10 @@ wires them together; ``bqrepo backfill`` is its command line.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from bqrepo.backfill.checkpoint import Checkpoint
 from bqrepo.backfill.chunks import Chunk
@@ -63,6 +65,7 @@ def backfill(
     pause: float = 0.0,
     after_write: Callable[[Chunk], None] | None = None,
     rows_per_write: int = ROWS_PER_WRITE,
+    tables: Iterable[sa.Table] | None = None,
 ) -> BackfillResult:
     """Copy ``table`` from the old database at ``source_url`` into the configured backend.
 
@@ -70,11 +73,12 @@ def backfill(
     with the same checkpoint resumes, also with another ``since``/``until``;
     see :mod:`bqrepo.backfill.checkpoint`.
     Rejected rows are appended to ``CHECKPOINT.rejected.jsonl`` with reasons.
+    ``tables`` are the declared tables the mapping may fill (default: bqrepo's five).
     """
     from bqrepo.engine import create_engine
 
     settings = settings or load_settings()
-    mappings = load_mapping(mapping_file)
+    mappings = load_mapping(mapping_file, tables)
     if table not in mappings:
         raise ConfigurationError(
             f"the mapping has no [{table}] section; it maps {', '.join(sorted(mappings)) or 'nothing'}"

@@ -8,7 +8,7 @@ models the backend used on TimescaleDB.
 
 Every name in the file becomes a SQL identifier, so every name is checked:
 source names against PostgreSQL's identifier syntax, target names against
-:mod:`bqrepo.schema`. A mistake fails before anything is read, with the file,
+the declared tables. A mistake fails before anything is read, with the file,
 table and key named.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from bqrepo import schema
 from bqrepo.settings import ConfigurationError
 from bqrepo.table_options import TableOptions
+from bqrepo.timeseries import declaration, declared_tables
 
 __all__ = ["DEFAULT_MAPPING", "ChunkUnit", "TableMapping", "load_mapping"]
 
@@ -53,10 +55,8 @@ class TableMapping:
 
     @property
     def partition_column(self) -> str:
-        """The target's partition column (``mentioned_at``, ``date``, ``period``)."""
-        field = TableOptions.of(self.target).partition_field
-        assert field is not None  # every bqrepo table is partitioned; checked on load
-        return field
+        """The target's time column (``mentioned_at``, ``date``, ``period``), its partition column when partitioned."""
+        return declaration(self.target).time
 
     @property
     def timestamp(self) -> bool:
@@ -83,13 +83,11 @@ def _identifier(value: Any, where: str) -> str:
     return value
 
 
-def _table_mapping(name: str, section: Any, origin: str) -> TableMapping:
+def _table_mapping(name: str, section: Any, origin: str, tables: Mapping[str, sa.Table]) -> TableMapping:
     where = f"{origin} [{name}]"
-    if name not in schema.metadata.tables:
-        raise ConfigurationError(
-            f"{where}: no bqrepo table {name!r}; tables are {', '.join(sorted(schema.metadata.tables))}"
-        )
-    target = schema.metadata.tables[name]
+    if name not in tables:
+        raise ConfigurationError(f"{where}: no bqrepo table {name!r}; tables are {', '.join(sorted(tables))}")
+    target = tables[name]
     if not isinstance(section, dict):
         raise ConfigurationError(f"{where}: expected a table of settings")
     unknown = set(section) - {"source", "chunk", "columns"}
@@ -126,13 +124,13 @@ def _table_mapping(name: str, section: Any, origin: str) -> TableMapping:
             )
         columns[column] = _identifier(old, f"{where}.columns.{column}")
 
-    economic = target in schema.ECONOMIC_TABLES
-    if economic and "id" in columns:
+    derived = declaration(target).ids == "derived"
+    if derived and "id" in columns:
         raise ConfigurationError(
-            f"{where}.columns: do not map 'id' for {name}: economic ids derive from the "
+            f"{where}.columns: do not map 'id' for {name}: its ids derive from the "
             "natural key, the same ids live ingestion writes, so the two de-duplicate"
         )
-    if not economic and "id" not in columns:
+    if not derived and "id" not in columns:
         raise ConfigurationError(
             f"{where}.columns: map 'id' to a stable key of {source}: without it a re-run "
             "back-fill would write new random ids and duplicate every row"
@@ -144,8 +142,15 @@ def _table_mapping(name: str, section: Any, origin: str) -> TableMapping:
     return TableMapping(target, source_schema, source_table, columns, chunk)
 
 
-def load_mapping(path: str | Path | None = None) -> dict[str, TableMapping]:
-    """Read and check a mapping file (default: the Django mapping shipped with bqrepo)."""
+def load_mapping(
+    path: str | Path | None = None, tables: Iterable[sa.Table] | None = None
+) -> dict[str, TableMapping]:
+    """Read and check a mapping file (default: the Django mapping shipped with bqrepo).
+
+    Its sections name tables of ``tables`` (default: bqrepo's five), any
+    declared time series (:mod:`bqrepo.timeseries`).
+    """
+    by_name = {table.name: table for table in declared_tables(schema.metadata if tables is None else tables)}
     if path is None:
         origin = f"bqrepo/backfill/{DEFAULT_MAPPING}"
         text = resources.files("bqrepo.backfill").joinpath(DEFAULT_MAPPING).read_text("utf-8")
@@ -159,4 +164,4 @@ def load_mapping(path: str | Path | None = None) -> dict[str, TableMapping]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"mapping file {origin} is not valid TOML: {exc}") from None
-    return {name: _table_mapping(name, section, origin) for name, section in data.items()}
+    return {name: _table_mapping(name, section, origin, by_name) for name, section in data.items()}

@@ -93,7 +93,7 @@ class _RichProgress:
 def backfill(
     ctx: typer.Context,
     source: str = typer.Option(..., "--from", help="The old database: postgresql://USER:PASSWORD@HOST:PORT/DB."),
-    table: str = typer.Option(..., "--table", help="bqrepo table to fill (a section of the mapping)."),
+    table: str = typer.Option(..., "--table", help="Declared table to fill (a section of the mapping; yours with --metadata)."),
     since: str | None = typer.Option(None, help="First day (YYYY-MM-DD). Default: the oldest row in the source."),
     until: str | None = typer.Option(None, help="End day, exclusive. Default: the day after the newest row."),
     mapping: Path | None = typer.Option(None, help="Column mapping (TOML). Default: the Django mapping shipped with bqrepo."),
@@ -135,6 +135,7 @@ def backfill(
                 progress=drawn,
                 verify=verify,
                 pause=pause,
+                tables=state_of(ctx).tables().values(),
             )
     except KeyboardInterrupt:
         # The checkpoint protocol makes any moment safe to stop at: say so.
