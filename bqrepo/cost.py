@@ -43,13 +43,29 @@ import functools
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeAlias, TypeVar, Unpack
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    ParamSpec,
+    Protocol,
+    TypeAlias,
+    TypeVar,
+)
 
 import sqlalchemy as sa
 
-from bqrepo.errors import BytesBilledLimitError, ConfigurationError, InvalidArgumentError
+from bqrepo.errors import (
+    BytesBilledLimitError,
+    ConfigurationError,
+    InvalidArgumentError,
+)
 from bqrepo.labels import MAX_LABELS
-from bqrepo.settings import DEFAULT_MAXIMUM_BYTES_BILLED, check_job_labels, validate_maximum_bytes_billed
+from bqrepo.settings import (
+    DEFAULT_MAXIMUM_BYTES_BILLED,
+    check_job_labels,
+    validate_maximum_bytes_billed,
+)
 
 if TYPE_CHECKING:
     from bqrepo.backend import Backend
@@ -67,7 +83,7 @@ __all__ = [
     "run_statement",
 ]
 
-AnyRow: TypeAlias = sa.Row[Unpack[tuple[Any, ...]]]
+AnyRow: TypeAlias = sa.Row[*tuple[Any, ...]]
 """A result row of any width (what the repositories' ``Select[Any]`` statements return)."""
 
 P = ParamSpec("P")
@@ -126,12 +142,14 @@ class Estimate:
 
 
 def _human(count: int) -> str:
+    if count < 1024:
+        return f"{count} B"
     size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.1f} {unit}" if unit != "B" else f"{count} B"
+    for unit in ("KiB", "MiB", "GiB"):
         size /= 1024
-    raise AssertionError("unreachable")
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1024:.1f} TiB"
 
 
 @dataclass(frozen=True)
@@ -168,6 +186,15 @@ def estimate(method: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs) 
     """
     with dry_run() as found:
         method(*args, **kwargs)
+    if not found.statements:
+        # Nothing would be sent (an empty list of ids): still say whether this backend estimates at all.
+        engine = getattr(getattr(method, "__self__", None), "engine", None)
+        if isinstance(engine, sa.Engine):
+            from bqrepo.backend import runner_of
+
+            backend = runner_of(engine)
+            found.backend = backend.title if backend is not None else engine.dialect.name
+            found.available = backend is not None and backend.estimates_bytes
     return found
 
 
@@ -312,17 +339,21 @@ def run_statement(
         guard, method = outer
     collecting = _estimating.get()
     job = guard.job(backend, method, collecting is not None)
+    if collecting is not None:
+        collecting.backend = backend.title if backend is not None else engine.dialect.name
+        found = None
+        if backend is not None and backend.estimates_bytes:
+            with engine.connect() as connection:
+                found = backend.dry_run(connection, statement, params, job)
+        else:  # nothing to ask: not even a connection (which would create a DuckDB file)
+            collecting.available = False
+        collecting.statements.append(StatementEstimate(job.repository, job.method, found))
+        return []
     with engine.connect() as connection:
-        if collecting is not None:
-            collecting.backend = backend.title if backend is not None else engine.dialect.name
-            collecting.available = collecting.available and backend is not None and backend.estimates_bytes
-            found = backend.dry_run(connection, statement, params, job) if backend is not None else None
-            collecting.statements.append(StatementEstimate(job.repository, job.method, found))
-            return []
         try:
             if backend is None:
                 return list(connection.execute(statement, params).all())
             return backend.run_query(connection, statement, params, job)
         except BytesBilledLimitError as exc:
-            raise BytesBilledLimitError(exc.estimate, exc.limit if exc.limit is not None else job.maximum_bytes_billed,
-                                        f"{job.repository}.{job.method}") from exc
+            limit = exc.limit if exc.limit is not None else job.maximum_bytes_billed
+            raise BytesBilledLimitError(exc.estimate, limit, f"{job.repository}.{job.method}") from exc

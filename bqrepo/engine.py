@@ -28,7 +28,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from bqrepo.endpoint import parse_endpoint
-from bqrepo.errors import BqrepoError, BytesBilledLimitError, NotMigratedError, TransientError, is_transient
+from bqrepo.errors import (
+    BqrepoError,
+    BytesBilledLimitError,
+    NotMigratedError,
+    TransientError,
+    is_transient,
+)
 from bqrepo.redact import display_host, redact_text
 from bqrepo.settings import ConfigurationError, Settings, load_settings
 

@@ -10,11 +10,12 @@ bqrepo makes of the answers.
 
 from __future__ import annotations
 
-import uuid
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +25,12 @@ from typer.testing import CliRunner
 from bqrepo.cli import app
 from bqrepo.cost import estimate, query_options
 from bqrepo.engine import create_engine
-from bqrepo.errors import BytesBilledLimitError, ConfigurationError, InvalidArgumentError, is_transient
+from bqrepo.errors import (
+    BytesBilledLimitError,
+    ConfigurationError,
+    InvalidArgumentError,
+    is_transient,
+)
 from bqrepo.migrate import upgrade
 from bqrepo.repositories import (
     ComtradeRepository,
@@ -36,8 +42,15 @@ from bqrepo.repositories import (
 )
 from bqrepo.schema import events, fred_indicators
 from bqrepo.settings import DEFAULT_MAXIMUM_BYTES_BILLED, Settings, load_settings
+from bqrepo.testing.faults import (
+    JOBS_INSERT,
+    POST,
+    FaultProxy,
+    RecordedRequest,
+    billed_bytes,
+    is_query_job,
+)
 from bqrepo.testing.standin import LocalBigQuery
-from bqrepo.testing.faults import JOBS_INSERT, POST, FaultProxy, RecordedRequest, billed_bytes, is_query_job
 
 T1 = datetime(2024, 3, 8, tzinfo=UTC)
 T0 = T1 - timedelta(days=7)
@@ -108,6 +121,9 @@ def test_duckdb_has_no_estimate_and_runs_nothing(duckdb_settings: Settings) -> N
         assert "DuckDB gives no byte estimate" in found.describe()
         with pytest.raises(InvalidArgumentError, match="limit"):
             estimate(EventRepository(engine).recent, T0, T1, limit=0)
+        nothing = estimate(FredRepository(engine).latest, [])  # sends no statement: still no estimate, not 0
+        assert nothing.statements == [] and nothing.total_bytes_processed is None
+        assert not Path(duckdb_settings.duckdb_path).exists()  # not even a connection was opened
     finally:
         engine.dispose()
 
@@ -247,7 +263,10 @@ def test_a_query_over_the_limit_raises_bqrepos_error(guarded: tuple[Settings, sa
     error = refused.value
     assert (error.estimate, error.limit) == (billed_bytes(50 * 2**20), 1000) == (52_428_800, 1000)
     assert "event_repository.recent" in str(error) and "52,428,800" in str(error) and "1,000 bytes" in str(error)
-    assert not is_transient(error) and not is_transient(error.__cause__)  # type: ignore[arg-type]
+    assert not is_transient(error)
+    google_error = _google_cause(error)
+    assert google_error.errors[0]["reason"] == "bytesBilledLimitExceeded"  # type: ignore[attr-defined]
+    assert not is_transient(google_error)  # though the client maps the reason to a 500
     refusals = [r for r in faulty_bigquery.recorded(POST, JOBS_INSERT) if r.fault == "bill"]
     assert refusals and all(not _forwarded(r) for r in refusals)
     # BigQuery's smallest bill is 10 MiB: a limit just under it fails even for a tiny query.
@@ -256,6 +275,19 @@ def test_a_query_over_the_limit_raises_bqrepos_error(guarded: tuple[Settings, sa
     with pytest.raises(BytesBilledLimitError, match="10,485,760 bytes"):
         FredRepository(engine, maximum_bytes_billed=10 * 2**20 - 1).latest()
     assert FredRepository(engine, maximum_bytes_billed=10 * 2**20).latest() == []
+
+
+def _google_cause(error: BaseException) -> BaseException:
+    """The google-api-core exception under bqrepo's error (through SQLAlchemy's and the DB-API's wrappers)."""
+    from google.api_core.exceptions import GoogleAPICallError
+
+    item: Any = error
+    while item is not None and not isinstance(item, GoogleAPICallError):
+        item = item.__cause__ or getattr(item, "orig", None) or (item.args[0] if item.args else None)
+        if not isinstance(item, BaseException):
+            item = None
+    assert item is not None, error
+    return item
 
 
 def _forwarded(request: RecordedRequest) -> bool:

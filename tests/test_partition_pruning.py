@@ -21,8 +21,8 @@ from sqlglot import exp
 
 from bqrepo.alembic_ext.dataset import ensure_dataset
 from bqrepo.compile import bigquery_dialect, compile_bigquery
-from bqrepo.engine import create_engine
 from bqrepo.constructs import BucketSpec
+from bqrepo.engine import create_engine
 from bqrepo.repositories import (
     ComtradeRepository,
     EntityMentionRepository,
@@ -162,7 +162,7 @@ def test_every_statement_runs_where_every_table_requires_a_partition_filter(stan
             ensure_dataset(connection, settings)
         strict.create_all(engine)
         with engine.connect() as connection:
-            for name, statement in STATEMENTS.items():
+            for statement in STATEMENTS.values():
                 connection.execute(statement, runnable_params(statement)).all()
             for table in strict.sorted_tables:
                 with pytest.raises(Exception, match="without a filter"):

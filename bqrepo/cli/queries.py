@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import asdict
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 import typer
