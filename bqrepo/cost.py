@@ -154,8 +154,9 @@ def _human(count: int) -> str:
 
 @dataclass(frozen=True)
 class _Options:
+    """The innermost :func:`query_options` block's, merged with the blocks around it."""
+
     maximum_bytes_billed: int | None
-    limit_given: bool
     labels: Mapping[str, str]
 
 
@@ -209,12 +210,10 @@ def query_options(
     """
     limit = None if maximum_bytes_billed is None else _limit("maximum_bytes_billed", maximum_bytes_billed)
     outer = _options.get()
+    if limit is None and outer is not None:
+        limit = outer.maximum_bytes_billed
     merged = {**(outer.labels if outer else {}), **_labels("labels", labels)}
-    if limit is None and outer is not None and outer.limit_given:
-        options = _Options(outer.maximum_bytes_billed, True, merged)
-    else:
-        options = _Options(limit, limit is not None, merged)
-    token = _options.set(options)
+    token = _options.set(_Options(limit, merged))
     try:
         yield
     finally:
@@ -275,7 +274,7 @@ class CostGuard:
         options = _options.get()
         settings = backend.settings if backend is not None else None
         limit: int | None
-        if options is not None and options.limit_given:
+        if options is not None and options.maximum_bytes_billed is not None:
             limit = options.maximum_bytes_billed
         elif self.maximum_bytes_billed is not None:
             limit = self.maximum_bytes_billed
