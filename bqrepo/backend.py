@@ -28,7 +28,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -44,6 +44,7 @@ from bqrepo.errors import ConfigurationError, TransientError
 from bqrepo.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from bqrepo.cost import AnyRow, QueryJob
     from bqrepo.writers.bigquery_target import BigQueryTarget
     from bqrepo.writers.factory import Method
     from bqrepo.writers.result import Writer
@@ -59,6 +60,7 @@ __all__ = [
     "backend_of",
     "bigquery_id",
     "require_backend",
+    "runner_of",
 ]
 
 B = TypeVar("B", bound="Backend")
@@ -122,6 +124,8 @@ class Backend(abc.ABC):
     has_table_options: ClassVar[bool]
     #: Bulk writes are load jobs, which BigQuery limits per table per day.
     load_job_quota: ClassVar[bool]
+    #: Queries are billed by bytes scanned and can be priced first (a dry run), see :mod:`bqrepo.cost`.
+    estimates_bytes: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -144,6 +148,21 @@ class Backend(abc.ABC):
         watch(engine, self.describe())
         _backends[engine.dialect] = self
         return engine
+
+    def run_query(
+        self, connection: sa.Connection, statement: sa.Executable, params: Mapping[str, Any], job: QueryJob
+    ) -> list[AnyRow]:
+        """Run a repository statement as ``job`` (:mod:`bqrepo.cost`) and fetch its rows.
+
+        Here: plainly, for an engine that bills nothing per query.
+        """
+        return list(connection.execute(statement, params).all())
+
+    def dry_run(
+        self, connection: sa.Connection, statement: sa.Executable, params: Mapping[str, Any], job: QueryJob
+    ) -> int | None:
+        """The bytes ``statement`` would process, without running it; ``None``: this engine has no estimate."""
+        return None
 
     @abc.abstractmethod
     def _engine(self, kwargs: dict[str, Any]) -> Engine:
@@ -264,6 +283,39 @@ class BigQueryBackend(Backend):
     embedded = False
     has_table_options = True
     load_job_quota = True
+    estimates_bytes = True
+
+    def _job_config(self, job: QueryJob) -> Any:
+        """``job`` as a QueryJobConfig, which sqlalchemy-bigquery takes from the ``job_config``
+        execution option. A new one per execution: the DB-API writes the parameters into it.
+        The client's default config (the default dataset) is merged in by the client."""
+        config = _observed_config_class()(labels=dict(job.labels), dry_run=job.dry_run)
+        if job.maximum_bytes_billed is not None:
+            config.maximum_bytes_billed = job.maximum_bytes_billed
+        return config
+
+    def run_query(
+        self, connection: sa.Connection, statement: sa.Executable, params: Mapping[str, Any], job: QueryJob
+    ) -> list[AnyRow]:
+        """Run ``statement`` as a job with ``job``'s limit and labels."""
+        result = connection.execute(statement, params, execution_options={"job_config": self._job_config(job)})
+        return list(result.all())
+
+    def dry_run(
+        self, connection: sa.Connection, statement: sa.Executable, params: Mapping[str, Any], job: QueryJob
+    ) -> int | None:
+        """BigQuery's ``totalBytesProcessed`` for ``statement`` with these parameters: a dry run, free.
+
+        It goes through the same DB-API path as a real run (same SQL, same
+        parameters); the client hands the finished job to the config
+        (:func:`_job_logging_client_class`), which is where the bytes are read.
+        """
+        config = self._job_config(job)
+        connection.execute(statement, params, execution_options={"job_config": config})
+        finished = config._bqrepo_job
+        if finished is None:
+            raise RuntimeError("the BigQuery client did not report the dry-run job (not bqrepo's client?)")
+        return int(finished.total_bytes_processed or 0)
 
     @property
     def project(self) -> str:
@@ -479,6 +531,20 @@ def require_backend(bind: sa.Engine | sa.Connection, kind: type[B]) -> B:
     return backend
 
 
+def runner_of(bind: sa.Engine | sa.Connection) -> Backend | None:
+    """The backend that runs repository statements on ``bind`` (:mod:`bqrepo.cost`); ``None``: run them plainly.
+
+    An engine bqrepo did not build has no settings to take a limit and labels
+    from. That is harmless where queries are not billed (a plain DuckDB
+    engine, or SQLite in a test), but a BigQuery engine would run unguarded:
+    it is refused, as :func:`backend_of` refuses it.
+    """
+    backend = _backends.get(bind.dialect)
+    if backend is None and _KINDS.get(bind.dialect.name, DuckDBBackend).estimates_bytes:
+        return backend_of(bind)
+    return backend
+
+
 def backend_kind(dialect: Dialect) -> type[Backend] | None:
     """The kind of backend behind ``dialect``, ``None`` for one bqrepo does not run on.
 
@@ -505,6 +571,7 @@ def _job_logging_client_class() -> type[Any]:
 
     class JobLoggingClient(bigquery.Client):
         def query_and_wait(self, query: str, **kwargs: Any) -> Any:
+            config = kwargs.get("job_config")
             result_args: dict[str, Any] = {
                 name: kwargs.pop(name)
                 for name in ("page_size", "max_results", "wait_timeout")
@@ -516,10 +583,30 @@ def _job_logging_client_class() -> type[Any]:
                 kwargs["timeout"] = kwargs.pop("api_timeout")
             job = self.query(query, **kwargs)
             rows = job.result(**result_args)
-            log_job(job)
+            if isinstance(config, _observed_config_class()):
+                config._bqrepo_job = job
+            if not job.dry_run:  # a dry run is free and has no job id: nothing to log
+                log_job(job)
             return rows
 
     return JobLoggingClient
+
+
+@functools.cache
+def _observed_config_class() -> type[Any]:
+    """``QueryJobConfig`` that receives its finished job (``_bqrepo_job``) from the client above.
+
+    How a dry run's bytes reach bqrepo: the DB-API cursor keeps the job to
+    itself, but passes the config it was given through to the client.
+    """
+    from google.cloud import bigquery
+
+    class ObservedQueryJobConfig(bigquery.QueryJobConfig):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._bqrepo_job: Any = None
+
+    return ObservedQueryJobConfig
 
 
 def _duckdb_utc(dbapi_connection: Any, _record: Any) -> None:

@@ -28,7 +28,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from bqrepo.endpoint import parse_endpoint
-from bqrepo.errors import BqrepoError, NotMigratedError, TransientError, is_transient
+from bqrepo.errors import (
+    BqrepoError,
+    BytesBilledLimitError,
+    NotMigratedError,
+    TransientError,
+    is_transient,
+)
 from bqrepo.redact import display_host, redact_text
 from bqrepo.settings import ConfigurationError, Settings, load_settings
 
@@ -105,6 +111,10 @@ def _error_for(exc: BaseException, where: str) -> BqrepoError | None:
             return None
         pending += [getattr(item, "orig", None), item.__cause__, *item.args[:1]]
     for cause in seen:
+        refused = _bytes_billed(cause, where)
+        if refused is not None:
+            return refused
+    for cause in seen:
         # redacted: google-api-core quotes the request URL, and a URL may carry credentials
         text = redact_text(str(cause).splitlines()[0]) if str(cause) else type(cause).__name__
         missing = re.search(r"Table with name (\w+) does not exist|Not found: Table ([\w:.-]+)", text)
@@ -119,6 +129,25 @@ def _error_for(exc: BaseException, where: str) -> BqrepoError | None:
         if not isinstance(cause, sa.exc.SQLAlchemyError) and is_transient(cause):
             return TransientError(f"{where}: {text} (transient: retry later)")
     return None
+
+
+# BigQuery's words when a job would bill more than its maximum_bytes_billed:
+# "Query exceeded limit for bytes billed: 1000. 10485760 or higher required."
+_BYTES_BILLED = re.compile(r"limit for bytes billed: (\d+)\. (\d+) or higher required")
+
+
+def _bytes_billed(cause: BaseException, where: str) -> BytesBilledLimitError | None:
+    """:class:`BytesBilledLimitError` for BigQuery's ``bytesBilledLimitExceeded``, else ``None``.
+
+    Checked before anything else: the client reports this refusal as a 500,
+    which would otherwise read as transient.
+    """
+    reasons = {error.get("reason") for error in getattr(cause, "errors", None) or [] if isinstance(error, dict)}
+    found = _BYTES_BILLED.search(str(cause))
+    if "bytesBilledLimitExceeded" not in reasons and found is None:
+        return None
+    limit, estimate = (int(found.group(1)), int(found.group(2))) if found else (None, None)
+    return BytesBilledLimitError(estimate, limit, where)
 
 
 @contextlib.contextmanager

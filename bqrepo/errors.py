@@ -23,9 +23,11 @@ from __future__ import annotations
 __all__ = [
     "BackendError",
     "BqrepoError",
+    "BytesBilledLimitError",
     "ConfigurationError",
     "InvalidArgumentError",
     "NotMigratedError",
+    "PERMANENT_REASONS",
     "SchemaError",
     "TRANSIENT_REASONS",
     "TransientError",
@@ -75,6 +77,37 @@ class NotMigratedError(BackendError):
     """A table bqrepo needs does not exist yet: run ``bqrepo migrate``."""
 
 
+class BytesBilledLimitError(BackendError):
+    """BigQuery refused a query that would bill more bytes than its ``maximum_bytes_billed``.
+
+    Nothing ran and nothing was billed. ``estimate`` is what BigQuery said
+    the query needs (its "N or higher required", bytes billed, so rounded
+    up to at least 10 MiB), ``limit`` the limit the job carried; either is
+    ``None`` when BigQuery's message did not say. Retrying cannot help:
+    raise the limit (``BQREPO_MAXIMUM_BYTES_BILLED``, the repository's
+    ``maximum_bytes_billed`` or :func:`bqrepo.cost.query_options`) or
+    narrow the query, after pricing it with :func:`bqrepo.cost.estimate`.
+    """
+
+    def __init__(self, estimate: int | None, limit: int | None, where: str) -> None:
+        self.estimate = estimate
+        self.limit = limit
+        self.where = where
+        needed = f"{estimate:,} bytes" if estimate is not None else "more bytes (BigQuery did not say how many)"
+        cap = f"{limit:,} bytes" if limit is not None else "the job's limit"
+        super().__init__(
+            f"{where}: BigQuery refused the query, which needs {needed} billed, over its maximum_bytes_billed "
+            f"of {cap}; nothing ran or was billed. Raise BQREPO_MAXIMUM_BYTES_BILLED (or the repository's "
+            "maximum_bytes_billed), or narrow the query; bqrepo.cost.estimate prices it without running"
+        )
+
+
+#: BigQuery error reasons that say the request itself is refused: retrying the
+#: same call fails the same way, whatever HTTP status the client maps them to
+#: (google-cloud-bigquery reports ``bytesBilledLimitExceeded`` as a 500).
+PERMANENT_REASONS = frozenset({"bytesBilledLimitExceeded"})
+
+
 class TransientError(BackendError):
     """A failure that retrying the same call later can cure (writes are idempotent)."""
 
@@ -89,6 +122,8 @@ def is_transient(exc: BaseException) -> bool:
     """
     if isinstance(exc, TransientError):
         return True
+    if isinstance(exc, BytesBilledLimitError) or _reasons(exc) & PERMANENT_REASONS:
+        return False
     from google.api_core import exceptions as google_errors
     from google.api_core.retry import if_transient_error
 
@@ -96,7 +131,12 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, google_errors.Forbidden):
         # 403 rateLimitExceeded is BigQuery's way of saying "slow down".
-        reasons = {error.get("reason") for error in getattr(exc, "errors", []) or []}
-        return bool(reasons & TRANSIENT_REASONS)
+        return bool(_reasons(exc) & TRANSIENT_REASONS)
     # The predicate matches Exception subclasses only; KeyboardInterrupt and co. are never transient.
     return isinstance(exc, Exception) and bool(if_transient_error(exc))
+
+
+def _reasons(exc: BaseException) -> set[str]:
+    """The ``reason`` of each of a google-api-core error's ``errors`` (empty for other exceptions)."""
+    errors = getattr(exc, "errors", None) or []
+    return {str(error.get("reason")) for error in errors if isinstance(error, dict)}

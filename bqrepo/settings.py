@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,18 +24,23 @@ from sqlalchemy.engine import URL, make_url
 
 from bqrepo.endpoint import parse_endpoint
 from bqrepo.errors import ConfigurationError
+from bqrepo.labels import MAX_LABELS, label_problem
 from bqrepo.redact import display_host, redact_url
 
 __all__ = [
     "DEFAULT_DUCKDB_FILE",
+    "DEFAULT_MAXIMUM_BYTES_BILLED",
     "DEFAULT_METADATA",
+    "RESERVED_LABEL_PREFIX",
     "ConfigurationError",
     "Settings",
     "load_settings",
     "configured_values",
     "validate_dataset_id",
     "validate_emulator_host",
+    "validate_job_labels",
     "validate_location",
+    "validate_maximum_bytes_billed",
     "validate_project_id",
     "validate_url",
 ]
@@ -45,6 +50,31 @@ DEFAULT_DUCKDB_FILE = "bqrepo.duckdb"
 
 DEFAULT_METADATA = "bqrepo.schema:metadata"
 """The tables the CLI serves when ``BQREPO_METADATA`` is unset: bqrepo's own five."""
+
+DEFAULT_MAXIMUM_BYTES_BILLED = 10 * 2**30
+"""10 GiB: the bytes one BigQuery query may bill unless ``BQREPO_MAXIMUM_BYTES_BILLED`` says otherwise.
+
+Why this much: every repository query reads a time window of partitions,
+and 10 GiB is a month of a table that grows by about 300 MB a day (a million
+300-byte events), so ordinary queries pass; what it stops is the accident,
+a window of years or a table scanned whole, which on a multi-terabyte table
+costs dollars per call. At on-demand prices ($6.25 per TiB in 2026) a query
+at the limit costs about 6 cents. ``none`` lifts bqrepo's limit (the
+project's own default, if any, then applies).
+"""
+
+RESERVED_LABEL_PREFIX = "bqrepo_"
+"""Job label keys bqrepo sets itself (``bqrepo_repository``, ``bqrepo_method``, ``bqrepo_table``)."""
+
+#: Labels bqrepo puts on every query job (see :mod:`bqrepo.cost`); the rest of BigQuery's 64 are the user's.
+_RESERVED_LABELS = 3
+
+_BYTE_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50,
+}
+_BYTES_RE = re.compile(r"\s*(\d[\d_]*)\s*([a-zA-Z]*)\s*")
 
 # https://cloud.google.com/resource-manager/docs/creating-managing-projects:
 # 6-30 chars, lowercase letters, digits, hyphens; starts with a letter, does
@@ -100,6 +130,8 @@ def validate_url(value: str) -> URL:
     except Exception as exc:  # sqlalchemy raises ArgumentError
         raise ConfigurationError(f"BQREPO_URL is not a valid URL: {exc}") from None
     if parsed.drivername == "bigquery":
+        if parsed.query:
+            _refuse_url_options(sorted(parsed.query))
         if parsed.host:
             validate_project_id(parsed.host, setting="BQREPO_URL project")
         if parsed.database:
@@ -117,6 +149,35 @@ def validate_url(value: str) -> URL:
             "connections; give a file: duckdb:///relative.duckdb or duckdb:////absolute.duckdb"
         )
     return parsed
+
+
+# What to set instead of an option sqlalchemy-bigquery reads from its URL.
+_URL_OPTION_SETTINGS = {
+    "maximum_bytes_billed": "BQREPO_MAXIMUM_BYTES_BILLED",
+    "location": "BIGQUERY_LOCATION",
+    "credentials_path": "Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS)",
+    "credentials_base64": "Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS)",
+}
+
+
+def _refuse_url_options(names: list[str]) -> None:
+    """Refuse the options of a ``bigquery://`` URL, naming the setting that does each.
+
+    Why refuse rather than honour: sqlalchemy-bigquery reads them into the
+    client *it* builds, and bqrepo builds its own (one client shared by the
+    engine and the writers), so before this they were accepted and silently
+    ignored, a ``maximum_bytes_billed=1`` included. Each has one place in
+    bqrepo's settings instead. Only the names are echoed: a value may be a
+    credential.
+    """
+    hints = [f"{name}: use {_URL_OPTION_SETTINGS[name]}" for name in names if name in _URL_OPTION_SETTINGS]
+    unknown = [name for name in names if name not in _URL_OPTION_SETTINGS]
+    if unknown:
+        hints.append(f"{', '.join(unknown)}: not supported")
+    raise ConfigurationError(
+        f"BQREPO_URL: bqrepo reads no options from a bigquery:// URL (it builds its own client, so they "
+        f"would be ignored); remove {', '.join(names)} ({'; '.join(hints)})"
+    )
 
 
 def validate_emulator_host(value: str) -> str:
@@ -137,6 +198,70 @@ def validate_emulator_host(value: str) -> str:
             f"BIGQUERY_EMULATOR_HOST={display_host(value)!r} is not host:port such as 127.0.0.1:9050"
         )
     return value
+
+
+def validate_maximum_bytes_billed(value: str | int | None) -> int | None:
+    """Bytes as ``BQREPO_MAXIMUM_BYTES_BILLED`` takes them: ``10737418240``, ``10GiB``, ``500 MB`` or ``none``.
+
+    ``None`` (``none``) means no limit of bqrepo's. Anything else must be a
+    whole number of at least 1 byte: BigQuery reads an absent limit as the
+    project's default, so 0 could only be misread.
+    """
+    setting = "BQREPO_MAXIMUM_BYTES_BILLED"
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().lower() == "none":
+        return None
+    else:
+        match = _BYTES_RE.fullmatch(value) if isinstance(value, str) else None
+        unit = match.group(2).lower() if match else ""
+        if match is None or unit not in _BYTE_UNITS:
+            raise ConfigurationError(
+                f"{setting}={value!r} is not a number of bytes: give e.g. 10737418240, 10GiB, 500MB or none"
+            )
+        number = int(match.group(1).replace("_", "")) * _BYTE_UNITS[unit]
+    if not 1 <= number < 2**63:
+        raise ConfigurationError(f"{setting}={value!r}: the limit must be from 1 byte to 2**63-1 bytes, or none")
+    return number
+
+
+def validate_job_labels(value: str | Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """``BQREPO_JOB_LABELS`` (``"team=risk,env=prod"`` or a mapping) as sorted pairs, checked by BigQuery's label rules.
+
+    Keys starting with ``bqrepo_`` are bqrepo's own and refused, as are more
+    labels than BigQuery leaves beside bqrepo's three.
+    """
+    setting = "BQREPO_JOB_LABELS"
+    pairs: dict[str, str] = {}
+    if isinstance(value, Mapping):
+        pairs = dict(value)
+    else:
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            key, sep, text = item.strip().partition("=")
+            if not sep:
+                raise ConfigurationError(f"{setting}: {item.strip()!r} is not KEY=VALUE (give e.g. team=risk,env=prod)")
+            if key in pairs:
+                raise ConfigurationError(f"{setting}: label {key!r} is given twice")
+            pairs[key] = text
+    return tuple(sorted(check_job_labels(pairs, setting).items()))
+
+
+def check_job_labels(labels: Mapping[str, str], where: str) -> dict[str, str]:
+    """``labels`` if they may join bqrepo's own on a query job, else :class:`ConfigurationError` naming ``where``."""
+    allowed = MAX_LABELS - _RESERVED_LABELS
+    if len(labels) > allowed:
+        raise ConfigurationError(f"{where}: {len(labels)} labels; BigQuery allows {MAX_LABELS}, {allowed} beside bqrepo's own")
+    for key, text in labels.items():
+        problem = label_problem(key, text)
+        if problem is not None:
+            raise ConfigurationError(f"{where}: {problem}")
+        if key.startswith(RESERVED_LABEL_PREFIX):
+            raise ConfigurationError(f"{where}: label key {key!r} starts with {RESERVED_LABEL_PREFIX!r}, which bqrepo's own labels use")
+    return dict(labels)
 
 
 @dataclass(frozen=True)
@@ -166,8 +291,17 @@ class Settings:
     #: ``sqlalchemy.MetaData``; imported by :mod:`bqrepo.metadata_loader`, not here,
     #: so that settings never import application code.
     metadata: str = DEFAULT_METADATA
+    #: The bytes a BigQuery query may bill before BigQuery refuses it
+    #: (``maximum_bytes_billed`` of every query job; ``None``: no limit of bqrepo's).
+    maximum_bytes_billed: int | None = DEFAULT_MAXIMUM_BYTES_BILLED
+    #: Labels put on every query job beside bqrepo's own (sorted pairs; a mapping is accepted and sorted).
+    job_labels: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        # Normalised in place (frozen): the settings stay hashable, which _bigquery_target's cache needs.
+        object.__setattr__(self, "maximum_bytes_billed", validate_maximum_bytes_billed(self.maximum_bytes_billed))
+        labels = self.job_labels if isinstance(self.job_labels, Mapping) else dict(self.job_labels)
+        object.__setattr__(self, "job_labels", validate_job_labels(labels))
         if self.project_id is not None:
             validate_project_id(self.project_id)
         if self.dataset is not None:
@@ -293,6 +427,14 @@ _ENV_KEYS = {
     "emulator_host": "BIGQUERY_EMULATOR_HOST",
     "duckdb_path": "BQREPO_DUCKDB_PATH",
     "metadata": "BQREPO_METADATA",
+    "maximum_bytes_billed": "BQREPO_MAXIMUM_BYTES_BILLED",
+    "job_labels": "BQREPO_JOB_LABELS",
+}
+
+# Settings that are not plain strings, parsed from their text.
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "maximum_bytes_billed": validate_maximum_bytes_billed,
+    "job_labels": validate_job_labels,
 }
 
 
@@ -333,6 +475,8 @@ def configured_values(environ: Mapping[str, str] | None = None) -> dict[str, str
     for source in (_django_settings(), env):
         for key in _ENV_KEYS.values():
             raw = source.get(key)
+            if isinstance(raw, Mapping):  # BQREPO_JOB_LABELS given as a dict in Django's settings
+                raw = ",".join(f"{name}={text}" for name, text in raw.items())
             if raw not in (None, ""):
                 values[key] = str(raw)
     return values
@@ -347,4 +491,5 @@ def load_settings(environ: Mapping[str, str] | None = None, *, url: str | None =
     values = configured_values(environ)
     if url:
         values["BQREPO_URL"] = url
-    return Settings(**{name: values[key] for name, key in _ENV_KEYS.items() if key in values})
+    given = {name: values[key] for name, key in _ENV_KEYS.items() if key in values}
+    return Settings(**{name: _PARSERS[name](text) if name in _PARSERS else text for name, text in given.items()})  # type: ignore[arg-type]

@@ -14,7 +14,6 @@ touches anything.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 from google.cloud.bigquery import TimePartitioning
 
 from bqrepo.errors import SchemaError
+from bqrepo.labels import MAX_LABELS, label_problem
 from bqrepo.timeunits import FIRST_PARTITIONED_DAY, GRANULARITIES, LAST_PARTITIONED_DAY
 
 __all__ = [
@@ -63,9 +63,6 @@ _DATETIME_REASON = (
     "TIMESTAMP bounds only"
 )
 # https://cloud.google.com/bigquery/docs/labels-intro#requirements
-_LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
-_MAX_LABELS = 64
 
 
 class PartitionLimitWarning(UserWarning):
@@ -175,20 +172,13 @@ def check_clustering(table_name: str, fields: Iterable[str], columns: Iterable[s
 
 
 def check_labels(table_name: str, labels: Mapping[str, str]) -> None:
-    """BigQuery's label rules: lowercase keys and values, at most 63 characters, 64 labels."""
-    if len(labels) > _MAX_LABELS:
-        raise SchemaError(f"table {table_name!r}: {len(labels)} labels; BigQuery allows {_MAX_LABELS}")
+    """BigQuery's label rules (:mod:`bqrepo.labels`): lowercase keys and values, at most 63 characters, 64 labels."""
+    if len(labels) > MAX_LABELS:
+        raise SchemaError(f"table {table_name!r}: {len(labels)} labels; BigQuery allows {MAX_LABELS}")
     for key, value in labels.items():
-        if not isinstance(key, str) or not _LABEL_KEY_RE.fullmatch(key):
-            raise SchemaError(
-                f"table {table_name!r}: label key {key!r} must start with a lowercase letter "
-                "and hold at most 63 lowercase letters, digits, '_' or '-'"
-            )
-        if not isinstance(value, str) or not _LABEL_VALUE_RE.fullmatch(value):
-            raise SchemaError(
-                f"table {table_name!r}: label {key!r} value {value!r} must hold at most 63 "
-                "lowercase letters, digits, '_' or '-'"
-            )
+        problem = label_problem(key, value)
+        if problem is not None:
+            raise SchemaError(f"table {table_name!r}: {problem}")
 
 
 def _bigquery_type_name(column_type: sa.types.TypeEngine[Any]) -> str:

@@ -22,7 +22,8 @@ from bqrepo.testing.standin import LocalBigQuery
 PROJECT = Path(__file__).parent / "django_project"
 REPO = Path(__file__).resolve().parents[1]
 _OURS = ("BQREPO_URL", "GCP_PROJECT_ID", "BIGQUERY_DATASET", "BIGQUERY_LOCATION",
-         "BIGQUERY_EMULATOR_HOST", "BQREPO_DUCKDB_PATH", "DJANGO_SETTINGS_MODULE")
+         "BIGQUERY_EMULATOR_HOST", "BQREPO_DUCKDB_PATH", "DJANGO_SETTINGS_MODULE",
+         "BQREPO_MAXIMUM_BYTES_BILLED", "BQREPO_JOB_LABELS")
 
 
 def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -74,6 +75,11 @@ _CASES: dict[str, tuple[dict[str, Any], str | None, str | None]] = {
     "no_dataset": ({"GCP_PROJECT_ID": "my-project"}, "bqrepo.E006", "BIGQUERY_DATASET"),
     "url_no_dataset": ({"BQREPO_URL": "bigquery://my-project"}, "bqrepo.E006", "BIGQUERY_DATASET"),
     "production_default": ({"DEBUG": False}, "bqrepo.W001", "GCP_PROJECT_ID"),
+    "url_options": ({"BQREPO_URL": "bigquery://my-project/d?maximum_bytes_billed=1"}, "bqrepo.E004", "BQREPO_URL"),
+    "bytes_limit": ({"BQREPO_MAXIMUM_BYTES_BILLED": "lots"}, "bqrepo.E007", "BQREPO_MAXIMUM_BYTES_BILLED"),
+    "bytes_limit_ok": ({"BQREPO_MAXIMUM_BYTES_BILLED": 2**40}, None, None),
+    "job_labels": ({"BQREPO_JOB_LABELS": "Team=risk"}, "bqrepo.E008", "BQREPO_JOB_LABELS"),
+    "job_labels_dict": ({"BQREPO_JOB_LABELS": {"team": "risk", "env": "prod"}}, None, None),
 }
 
 

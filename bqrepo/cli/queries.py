@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 import typer
@@ -15,11 +16,16 @@ from bqrepo.cli.state import parse_day, parse_when, state_of
 from bqrepo.errors import InvalidArgumentError
 from bqrepo.timeunits import earlier, utc_now
 
-__all__ = ["parse_days", "register", "with_engine"]
+__all__ = ["DRY_RUN", "JSON", "parse_days", "register", "with_engine"]
 
 T = TypeVar("T")
 
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+DRY_RUN = typer.Option(
+    False,
+    "--dry-run",
+    help="Print the bytes BigQuery would process (a free dry run) instead of running the query; DuckDB has no estimate.",
+)
 
 MAX_DAYS = dt.timedelta.max.days
 """The longest span a ``timedelta`` holds (999,999,999 days)."""
@@ -42,13 +48,33 @@ _OPTIONS = {
 }
 
 
-def with_engine(ctx: typer.Context, use: Callable[[Any], T], options: Mapping[str, str] = _OPTIONS) -> T:
-    """Run ``use`` on an engine; a refused argument is reported under the option the user typed (``options``)."""
+def with_engine(
+    ctx: typer.Context,
+    use: Callable[[Any], T],
+    options: Mapping[str, str] = _OPTIONS,
+    *,
+    dry_run: bool = False,
+    as_json: bool = False,
+) -> T:
+    """Run ``use`` on an engine; a refused argument is reported under the option the user typed (``options``).
+
+    With ``dry_run`` the queries are priced, not run (:func:`bqrepo.cost.dry_run`):
+    the estimate is printed and the command ends there, successfully.
+    """
+    from bqrepo.cost import dry_run as pricing
     from bqrepo.engine import create_engine
 
     engine = create_engine(state_of(ctx).settings())
     try:
-        return use(engine)
+        if not dry_run:
+            return use(engine)
+        with pricing() as found:
+            use(engine)
+        if as_json:
+            print_json({**asdict(found), "total_bytes_processed": found.total_bytes_processed})
+        else:
+            console.print(f"Dry run: {found.describe()}; nothing was run.")
+        raise typer.Exit(0)
     except InvalidArgumentError as exc:
         option = options.get(exc.argument.split("[")[0])
         if option is None:
@@ -84,13 +110,17 @@ def recent(
     source: str | None = typer.Option(None, help="Only this source name."),
     limit: int = typer.Option(20, min=1, max=10_000, help="At most this many events."),
     as_json: bool = JSON,
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """The newest events in a time range."""
     from bqrepo.repositories import EventRepository
 
     start, end = _range(since, until, 30)
     events = with_engine(
-        ctx, lambda e: EventRepository(e).recent(start, end, event_type=event_type, source_name=source, limit=limit)
+        ctx,
+        lambda e: EventRepository(e).recent(start, end, event_type=event_type, source_name=source, limit=limit),
+        dry_run=dry_run,
+        as_json=as_json,
     )
     if as_json:
         print_json(events)
@@ -112,6 +142,7 @@ def trending(
     half_life: float = typer.Option(7.0, min=0.001, help="Half-life of a mention's weight, in days."),
     as_of: str | None = typer.Option(None, help="Score as of this instant. Default: now."),
     as_json: bool = JSON,
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """Entities ranked by exponentially decayed mentions (or risk)."""
     from bqrepo.repositories import EntityMentionRepository
@@ -128,6 +159,8 @@ def trending(
             half_life=half_life_span,
             as_of=moment,
         ),
+        dry_run=dry_run,
+        as_json=as_json,
     )
     if as_json:
         print_json(entities)
@@ -150,6 +183,7 @@ def risk_trends(
     event_type: str | None = typer.Option(None, help="Only this event type."),
     fill_gaps: bool = typer.Option(False, "--fill-gaps", help="Show empty buckets as zero-count rows."),
     as_json: bool = JSON,
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """Average and maximum risk and event count per time bucket, with a sparkline."""
     from bqrepo.repositories import EventRepository
@@ -158,6 +192,8 @@ def risk_trends(
     buckets = with_engine(
         ctx,
         lambda e: EventRepository(e).risk_trends(start, end, bucket=bucket, event_type=event_type, fill_gaps=fill_gaps),
+        dry_run=dry_run,
+        as_json=as_json,
     )
     if as_json:
         print_json(buckets)
@@ -180,6 +216,7 @@ def series(
     since: str | None = typer.Option(None, help="First date (YYYY-MM-DD). Default: all history."),
     until: str | None = typer.Option(None, help="End date, exclusive. Default: no end (the newest observation)."),
     as_json: bool = JSON,
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """FRED series: observations of the given series, or the latest value of each."""
     from bqrepo.repositories import FredRepository
@@ -189,7 +226,7 @@ def series(
     if until and first >= end:
         raise UserError(f"--since ({first}) must be before --until ({end})")
     if not series_ids:
-        latest = with_engine(ctx, lambda e: FredRepository(e).latest(since=first))
+        latest = with_engine(ctx, lambda e: FredRepository(e).latest(since=first), dry_run=dry_run, as_json=as_json)
         if as_json:
             print_json(latest)
             return
@@ -202,7 +239,9 @@ def series(
             )
         )
         return
-    found = with_engine(ctx, lambda e: {s: FredRepository(e).series(s, first, end) for s in series_ids})
+    found = with_engine(
+        ctx, lambda e: {s: FredRepository(e).series(s, first, end) for s in series_ids}, dry_run=dry_run, as_json=as_json
+    )
     if as_json:
         print_json(found)
         return

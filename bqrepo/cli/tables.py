@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import typer
 
 from bqrepo.cli.errors import UserError, friendly
-from bqrepo.cli.queries import JSON, parse_days, with_engine
+from bqrepo.cli.queries import DRY_RUN, JSON, parse_days, with_engine
 from bqrepo.cli.render import console, print_json, table_of
 from bqrepo.cli.state import parse_day, parse_when, state_of
 from bqrepo.timeunits import utc_now
@@ -116,6 +116,7 @@ def rows_command(
     limit: int = typer.Option(20, min=1, max=100_000, help="At most this many rows."),
     oldest_first: bool = typer.Option(False, "--oldest-first", help="Oldest first (default: newest first)."),
     as_json: bool = JSON,
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """TABLE's rows in a time range (the newest version of each id)."""
     target = state_of(ctx).table(table)
@@ -127,6 +128,8 @@ def rows_command(
             start, end, where=filters, limit=limit, newest_first=not oldest_first
         ),
         _OPTIONS,
+        dry_run=dry_run,
+        as_json=as_json,
     )
     _print_dicts(f"{table} {start} to {end}", found, as_json)
 
@@ -144,6 +147,7 @@ def buckets_command(
     where: list[str] = WHERE,
     fill_gaps: bool = typer.Option(False, "--fill-gaps", help="Show empty buckets too."),
     as_json: bool = JSON,
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """Aggregates of a column of TABLE per time bucket."""
     target = state_of(ctx).table(table)
@@ -156,6 +160,8 @@ def buckets_command(
             start, end, bucket, value=value, aggregates=chosen, where=filters, fill_gaps=fill_gaps
         ),
         _OPTIONS,
+        dry_run=dry_run,
+        as_json=as_json,
     )
     if as_json:
         print_json(found)
@@ -179,6 +185,7 @@ def latest_command(
     series: list[str] = typer.Option([], "--series", help="COLUMN=VALUE of a series column; repeatable."),
     column: list[str] = typer.Option([], "--column", help="Columns to show; repeatable. Default: all values."),
     as_json: bool = JSON,
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """The newest observation of each series of TABLE."""
     target = state_of(ctx).table(table)
@@ -195,6 +202,8 @@ def latest_command(
             since=first, series=selected or None, columns=column or None
         ),
         _OPTIONS,
+        dry_run=dry_run,
+        as_json=as_json,
     )
     _print_dicts(f"Latest {table}", found, as_json)
 
@@ -209,6 +218,7 @@ def series_command(
     until: str | None = UNTIL,
     column: list[str] = typer.Option([], "--column", help="Columns to show; repeatable. Default: all values."),
     as_json: bool = JSON,
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """One series of TABLE, oldest first."""
     target = state_of(ctx).table(table)
@@ -217,6 +227,8 @@ def series_command(
         ctx,
         lambda e: _repository(ctx, e, table).series(_pairs("--key", key), start, end, columns=column or None),
         _OPTIONS,
+        dry_run=dry_run,
+        as_json=as_json,
     )
     _print_dicts(f"{table} {', '.join(key)}", found, as_json)
 
@@ -232,6 +244,7 @@ def ranking_command(
     as_of: str | None = typer.Option(None, help="Score as of this instant. Default: now."),
     limit: int = typer.Option(10, min=1, max=10_000, help="How many values."),
     as_json: bool = JSON,
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """TABLE's values of --key ranked by exponentially decayed row count (or --weight)."""
     state_of(ctx).table(table)
@@ -243,6 +256,8 @@ def ranking_command(
             key, weight=weight, half_life=span, as_of=moment, limit=limit
         ),
         _OPTIONS,
+        dry_run=dry_run,
+        as_json=as_json,
     )
     if as_json:
         print_json(found)

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bqrepo.cost import CostGuard, guarded, run_statement
 from bqrepo.repositories._common import optional_equals, optional_text, plain_date, text, text_list
 from bqrepo.repositories.results import ComtradeTotal, IndicatorValue, LatestValue, SeriesPoint
 from bqrepo.repositories.timeseries import (
@@ -70,17 +71,28 @@ class FredRepository:
     )
     """``series``: series_id, start, end. ``latest``: since. ``latest_selected``: since, series_ids (ARRAY<STRING>)."""
 
-    def __init__(self, engine: Engine, writer: Any = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        writer: Any = None,
+        *,
+        maximum_bytes_billed: int | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         self.engine = engine
         self.writer = writer
+        #: Bytes limit and labels of this repository's jobs (:mod:`bqrepo.cost`).
+        self.cost = CostGuard("fred_repository", fred_indicators.name, maximum_bytes_billed=maximum_bytes_billed, labels=labels)
         self._fred = TimeSeriesRepository(engine, fred_indicators)
 
+    @guarded
     def series(self, series_id: str, start: date, end: date) -> list[SeriesPoint]:
         """Observations of ``series_id`` with ``start <= date < end``, oldest first."""
         key = {"series_id": text("series_id", series_id)}
         rows = self._fred.series(key, plain_date("start", start), plain_date("end", end), _VALUE)
         return [SeriesPoint(row["date"], row["value"]) for row in rows]
 
+    @guarded
     def latest(self, series_ids: Iterable[str] | None = None, since: date = ALL_HISTORY) -> list[LatestValue]:
         """The newest observation (``date >= since``) of each series, or of ``series_ids``; by series id."""
         since = plain_date("since", since)
@@ -116,17 +128,28 @@ class WorldBankRepository:
         }
     )
 
-    def __init__(self, engine: Engine, writer: Any = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        writer: Any = None,
+        *,
+        maximum_bytes_billed: int | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         self.engine = engine
         self.writer = writer
+        #: Bytes limit and labels of this repository's jobs (:mod:`bqrepo.cost`).
+        self.cost = CostGuard("world_bank_repository", world_bank.name, maximum_bytes_billed=maximum_bytes_billed, labels=labels)
         self._world_bank = TimeSeriesRepository(engine, world_bank)
 
+    @guarded
     def series(self, indicator_id: str, country_code: str, start: date, end: date) -> list[SeriesPoint]:
         """Observations of one indicator for one country with ``start <= date < end``, oldest first."""
         key = {"indicator_id": text("indicator_id", indicator_id), "country_code": text("country_code", country_code)}
         rows = self._world_bank.series(key, plain_date("start", start), plain_date("end", end), _VALUE)
         return [SeriesPoint(row["date"], row["value"]) for row in rows]
 
+    @guarded
     def latest(
         self,
         indicator_ids: Iterable[str] | None = None,
@@ -195,10 +218,20 @@ class ComtradeRepository:
         {"totals": _build_comtrade_totals(False), "totals_selected": _build_comtrade_totals(True)}
     )
 
-    def __init__(self, engine: Engine, writer: Any = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        writer: Any = None,
+        *,
+        maximum_bytes_billed: int | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         self.engine = engine
         self.writer = writer
+        #: Bytes limit and labels of this repository's jobs (:mod:`bqrepo.cost`).
+        self.cost = CostGuard("comtrade_repository", un_comtrade.name, maximum_bytes_billed=maximum_bytes_billed, labels=labels)
 
+    @guarded
     def totals(
         self,
         start: date,
@@ -225,8 +258,7 @@ class ComtradeRepository:
             if not params["commodity_codes"]:
                 return []
             name = "totals_selected"
-        with self.engine.connect() as connection:
-            rows = connection.execute(self.statements[name], params).all()
+        rows = run_statement(self.engine, self.statements[name], params, self.cost, "totals")
         return [
             ComtradeTotal(row.period, row.commodity_code, row.trade_flow, row.value_usd, int(row.records))
             for row in rows

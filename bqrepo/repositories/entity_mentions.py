@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bqrepo.cost import CostGuard, guarded, run_statement
 from bqrepo.errors import InvalidArgumentError
 from bqrepo.repositories._common import positive_int
 from bqrepo.timeunits import earlier, later
@@ -82,13 +83,26 @@ class EntityMentionRepository:
         {f"trending_{metric}": statement for metric, statement in trending_statements.items()}
     )
 
-    def __init__(self, engine: Engine, writer: Any = None, *, event_margin: timedelta = timedelta(days=1)) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        writer: Any = None,
+        *,
+        event_margin: timedelta = timedelta(days=1),
+        maximum_bytes_billed: int | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         if not isinstance(event_margin, timedelta) or event_margin < timedelta(0):
             raise InvalidArgumentError("event_margin", f"must be a timedelta of at least 0, got {event_margin!r}")
         self.engine = engine
         self.writer = writer
         self.event_margin = event_margin
+        #: Bytes limit and labels of this repository's jobs (:mod:`bqrepo.cost`).
+        self.cost = CostGuard(
+            "entity_mention_repository", entity_mentions.name, maximum_bytes_billed=maximum_bytes_billed, labels=labels
+        )
 
+    @guarded
     def trending(
         self,
         metric: Metric = "mentions",
@@ -123,6 +137,5 @@ class EntityMentionRepository:
         if metric == "risk":
             params["events_start"] = earlier(window_start, self.event_margin)
             params["events_end"] = later(now, self.event_margin)
-        with self.engine.connect() as connection:
-            rows = connection.execute(trending_statements[metric], params).all()
+        rows = run_statement(self.engine, trending_statements[metric], params, self.cost, "trending")
         return [TrendingEntity(row.entity_id, float(row.score), int(row.mentions)) for row in rows]

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bqrepo.constructs import BucketSpec
+from bqrepo.cost import CostGuard, guarded
 from bqrepo.errors import InvalidArgumentError
 from bqrepo.repositories._common import aware, optional_text, positive_int
 from bqrepo.repositories.results import RecentEvent, RiskBucket
@@ -94,11 +95,21 @@ class EventRepository:
     )
     """The prepared statements, for users' own compile tests; other bucket widths via :func:`risk_trends_statement`."""
 
-    def __init__(self, engine: Engine, writer: Any = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        writer: Any = None,
+        *,
+        maximum_bytes_billed: int | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         self.engine = engine
         self.writer = writer
+        #: Bytes limit and labels of this repository's jobs (:mod:`bqrepo.cost`).
+        self.cost = CostGuard("event_repository", events.name, maximum_bytes_billed=maximum_bytes_billed, labels=labels)
         self._events = TimeSeriesRepository(engine, events)
 
+    @guarded
     def recent(
         self,
         start: datetime,
@@ -113,6 +124,7 @@ class EventRepository:
         rows = self._events.rows(start, end, where=where, limit=positive_int("limit", limit))
         return [RecentEvent(**row) for row in rows]
 
+    @guarded
     def risk_trends(
         self,
         start: datetime,

@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bqrepo.constructs import BucketSpec, seconds_between, time_bucket
+from bqrepo.cost import CostGuard, guarded, run_statement
 from bqrepo.errors import InvalidArgumentError
 from bqrepo.repositories._common import (
     TIMESTAMP,
@@ -586,11 +587,24 @@ class TimeSeriesRepository:
     again changes no result.
     """
 
-    def __init__(self, engine: Engine, table: sa.Table, writer: Any = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        table: sa.Table,
+        writer: Any = None,
+        *,
+        maximum_bytes_billed: int | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         self.engine = engine
         self.table = table
         self.spec = declaration(table)
         self.writer = writer
+        #: The bytes limit and labels of this repository's jobs (:mod:`bqrepo.cost`);
+        #: ``maximum_bytes_billed=None`` takes ``BQREPO_MAXIMUM_BYTES_BILLED``.
+        self.cost = CostGuard(
+            "time_series_repository", table.name, maximum_bytes_billed=maximum_bytes_billed, labels=labels
+        )
 
     @property
     def statements(self) -> Mapping[str, sa.Select[Any]]:
@@ -667,6 +681,7 @@ class TimeSeriesRepository:
 
     # --- queries ---
 
+    @guarded
     def rows(
         self,
         start: date | datetime,
@@ -687,10 +702,10 @@ class TimeSeriesRepository:
         params["limit"] = positive_int("limit", limit)
         if not isinstance(newest_first, bool):
             raise InvalidArgumentError("newest_first", f"must be a bool, got {type(newest_first).__name__}")
-        with self.engine.connect() as connection:
-            found = connection.execute(rows_statement(self.table, tuple(filters), newest_first), params).mappings().all()
-        return [self._convert(row) for row in found]
+        found = run_statement(self.engine, rows_statement(self.table, tuple(filters), newest_first), params, self.cost, "rows")
+        return [self._convert(row._mapping) for row in found]
 
+    @guarded
     def buckets(
         self,
         start: date | datetime,
@@ -727,6 +742,7 @@ class TimeSeriesRepository:
         )
         return [TimeBucket(**row) for row in found]
 
+    @guarded
     def aggregate_buckets(
         self,
         start: date | datetime,
@@ -760,11 +776,10 @@ class TimeSeriesRepository:
         params: dict[str, Any] = {"start": start, "end": end}
         params.update({equals_param(name): text for name, text in filters.items()})
         statement = buckets_statement(self.table, spec, value, aggregates, tuple(filters))
-        with self.engine.connect() as connection:
-            rows = connection.execute(statement, params).mappings().all()
+        rows = run_statement(self.engine, statement, params, self.cost, "buckets")
         found = []
         for row in rows:
-            item = dict(row)
+            item = dict(row._mapping)
             item["bucket_start"] = utc(item["bucket_start"])
             for name, label in aggregates:
                 if name == "count":
@@ -784,6 +799,7 @@ class TimeSeriesRepository:
                 item["bucket_start"] = item["bucket_start"].date()
         return found
 
+    @guarded
     def ranking(
         self,
         key: str,
@@ -821,10 +837,10 @@ class TimeSeriesRepository:
             "half_life_seconds": half_life.total_seconds(),
             "limit": positive_int("limit", limit),
         }
-        with self.engine.connect() as connection:
-            rows = connection.execute(ranking_statement(self.table, key, weight), params).all()
+        rows = run_statement(self.engine, ranking_statement(self.table, key, weight), params, self.cost, "ranking")
         return [RankedValue(row[0], float(row[1]), int(row[2])) for row in rows]
 
+    @guarded
     def latest(
         self,
         *,
@@ -858,10 +874,10 @@ class TimeSeriesRepository:
             return []
         ordered = tuple(name for name in self.spec.series if name in filters)
         params.update({list_param(name): filters[name] for name in ordered})
-        with self.engine.connect() as connection:
-            rows = connection.execute(latest_statement(self.table, chosen, ordered), params).mappings().all()
-        return [self._convert(row) for row in rows]
+        rows = run_statement(self.engine, latest_statement(self.table, chosen, ordered), params, self.cost, "latest")
+        return [self._convert(row._mapping) for row in rows]
 
+    @guarded
     def series(
         self,
         key: Mapping[str, str],
@@ -884,7 +900,6 @@ class TimeSeriesRepository:
         params["start"] = self._time("start", start)
         params["end"] = self._time("end", end)
         chosen = self._columns(columns)
-        with self.engine.connect() as connection:
-            rows = connection.execute(series_statement(self.table, chosen), params).mappings().all()
-        return [self._convert(row) for row in rows]
+        rows = run_statement(self.engine, series_statement(self.table, chosen), params, self.cost, "series")
+        return [self._convert(row._mapping) for row in rows]
 

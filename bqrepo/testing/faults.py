@@ -13,6 +13,7 @@ failures happen on demand, per test, reproducibly (a seeded RNG)::
     proxy.fail_job(JOBS_INSERT, reason="backendError", when=is_load_job)
     proxy.fail(POST, DATASETS_INSERT, status=403, reason="accessDenied")
     proxy.dataset_locations["test-project.d"] = "EU"          # jobs elsewhere get 404
+    proxy.bill_queries(50 * 2**30)   # dry runs say 50 GiB; jobs under that limit are refused
 
 Point a client at :attr:`FaultProxy.host` (``BIGQUERY_EMULATOR_HOST``).
 Every request is recorded in :attr:`FaultProxy.requests` (method, path,
@@ -52,12 +53,14 @@ __all__ = [
     "INSERT_ALL",
     "JOBS_GET",
     "JOBS_INSERT",
+    "MIN_BYTES_BILLED",
     "POST",
     "PUT",
     "QUERIES",
     "FaultProxy",
     "RecordedRequest",
     "Rule",
+    "billed_bytes",
     "is_load_job",
     "is_query_job",
 ]
@@ -136,6 +139,18 @@ def is_query_job(request: RecordedRequest) -> bool:
     return "query" in request.body.get("configuration", {}) or (
         request.path.endswith("/queries") and "query" in request.body
     )
+
+
+#: BigQuery bills at least 10 MiB per query (on-demand pricing), rounding up to whole MiB.
+MIN_BYTES_BILLED = 10 * 2**20
+
+
+def billed_bytes(processed: int) -> int:
+    """What BigQuery would bill for ``processed`` bytes: rounded up to a MiB, at least 10 MiB.
+
+    (BigQuery rounds per table referenced; one table's worth is modelled.)
+    """
+    return max(MIN_BYTES_BILLED, -(-processed // 2**20) * 2**20)
 
 
 def error_body(status: int, reason: str, message: str) -> dict[str, Any]:
@@ -325,6 +340,20 @@ class FaultProxy:
             Rule(POST, path, "fail_job", times, probability, when, {"reason": reason, "message": text})
         )
 
+    def bill_queries(self, bytes_processed: int, *, times: int | None = None,
+                     when: Callable[[RecordedRequest], bool] | None = is_query_job) -> Rule:
+        """Make query jobs cost ``bytes_processed``, as BigQuery prices them (the stand-in says 0, and
+        ignores ``maximumBytesBilled``).
+
+        A dry run is forwarded and its answer reports ``bytes_processed`` as
+        ``totalBytesProcessed``. A job whose ``maximumBytesBilled`` is below what
+        BigQuery would bill (:func:`billed_bytes`) is not forwarded: it fails at
+        once with reason ``bytesBilledLimitExceeded`` and BigQuery's message,
+        "Query exceeded limit for bytes billed: LIMIT. REQUIRED or higher
+        required." Other jobs run as usual.
+        """
+        return self.add(Rule(POST, JOBS_INSERT, "bill", times, None, when, {"bytes": bytes_processed}))
+
     # --- inspection ----------------------------------------------------------------
 
     def recorded(self, method: str | None = None, path: str = "", *,
@@ -488,6 +517,8 @@ class _Handler(BaseHTTPRequestHandler):
         if rule is not None and action == "fail_job":
             self._fail_job(request, rule)
             return
+        if rule is not None and action == "bill" and self._bill(request, rule, raw):
+            return
         if request.method == GET and re.search(JOBS_GET, request.path):
             job_id = request.path.rsplit("/", 1)[1]
             with owner._lock:
@@ -495,6 +526,16 @@ class _Handler(BaseHTTPRequestHandler):
             if failed is not None:
                 request.status = 200
                 self._send(200, failed)
+                return
+        if request.method == GET and re.search(QUERIES, request.path) and request.path.count("/queries/"):
+            job_id = request.path.rsplit("/", 1)[1]
+            with owner._lock:
+                failed = owner._failed_jobs.get(job_id)
+            if failed is not None:
+                # jobs.getQueryResults of a failed job answers with the job's error.
+                error = failed["status"]["errorResult"]
+                request.status = 400
+                self._send(400, error_body(400, error["reason"], error["message"]))
                 return
         if action == "dedup_miss" and isinstance(request.body, dict):
             copy_body = {**request.body, "rows": [
@@ -508,6 +549,36 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self._rewrite(request, status, body)
         self._send(status, body, headers)
+
+    def _bill(self, request: RecordedRequest, rule: Rule, raw: bytes) -> bool:
+        """Answer a query job as :meth:`FaultProxy.bill_queries` says; False: forward it as usual."""
+        body = request.body if isinstance(request.body, dict) else {}
+        configuration = body.get("configuration", {})
+        processed = int(rule.options["bytes"])
+        if configuration.get("dryRun"):
+            status, headers, answer = self._forward(raw)
+            request.status = status
+            if status == 200:
+                resource = json.loads(answer)
+                statistics = resource.setdefault("statistics", {})
+                statistics["totalBytesProcessed"] = str(processed)
+                statistics.setdefault("query", {})["totalBytesProcessed"] = str(processed)
+                answer = json.dumps(resource).encode()
+            self._send(status, answer, headers)
+            return True
+        limit = configuration.get("query", {}).get("maximumBytesBilled")
+        required = billed_bytes(processed)
+        if limit is None or int(limit) >= required:
+            request.fault = None  # priced, and within its limit: runs as usual
+            return False
+        message = f"Query exceeded limit for bytes billed: {int(limit)}. {required} or higher required."
+        resource = self.owner._failed_job(request, Rule(POST, JOBS_INSERT, "bill", options={
+            "reason": "bytesBilledLimitExceeded", "message": message}))
+        with self.owner._lock:
+            resource = copy.deepcopy(self.owner._failed_jobs[resource["jobReference"]["jobId"]])
+        request.status = 200
+        self._send(200, resource)  # BigQuery refuses before running: the job is DONE at once
+        return True
 
     def _fail_job(self, request: RecordedRequest, rule: Rule) -> None:
         """Answer a job insert (plain, multipart or resumable) with a job that will fail."""

@@ -16,6 +16,8 @@ id              problem
 ``bqrepo.E004`` ``BQREPO_URL`` is not a URL bqrepo can use
 ``bqrepo.E005`` ``BIGQUERY_EMULATOR_HOST`` is not ``host:port``
 ``bqrepo.E006`` BigQuery is chosen but the project or dataset is missing
+``bqrepo.E007`` ``BQREPO_MAXIMUM_BYTES_BILLED`` is not a number of bytes (or ``none``)
+``bqrepo.E008`` ``BQREPO_JOB_LABELS`` is not ``key=value,...`` under BigQuery's label rules
 ``bqrepo.W001`` ``DEBUG = False`` and nothing configured: the embedded DuckDB file
 ==============  ===========================================================
 """
@@ -35,7 +37,9 @@ from bqrepo.settings import (
     load_settings,
     validate_dataset_id,
     validate_emulator_host,
+    validate_job_labels,
     validate_location,
+    validate_maximum_bytes_billed,
     validate_project_id,
     validate_url,
 )
@@ -48,6 +52,8 @@ _PER_SETTING: list[tuple[str, str, Callable[[str], object]]] = [
     ("BIGQUERY_LOCATION", "bqrepo.E003", validate_location),
     ("BQREPO_URL", "bqrepo.E004", validate_url),
     ("BIGQUERY_EMULATOR_HOST", "bqrepo.E005", validate_emulator_host),
+    ("BQREPO_MAXIMUM_BYTES_BILLED", "bqrepo.E007", validate_maximum_bytes_billed),
+    ("BQREPO_JOB_LABELS", "bqrepo.E008", validate_job_labels),
 ]
 
 
