@@ -47,7 +47,7 @@ from bqrepo.backfill.checkpoint import Checkpoint
 from bqrepo.backfill.chunks import Chunk, chunks, covered, merge, next_boundary
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.backfill.reader import SourceReader
-from bqrepo.backfill.verify import VerificationReport, verify
+from bqrepo.backfill.verify import SourceTally, VerificationReport, verify
 from bqrepo.errors import InvalidArgumentError, TransientError
 from bqrepo.json_encoding import rejection_line
 from bqrepo.rows import Row, row_type, validate_rows
@@ -274,6 +274,8 @@ def run_backfill(
         partition < sa.bindparam("end", type_=partition.type),
     )
     written = rejected = reconciled = writes = 0
+    # The rows validated for writing are folded for the verification as they pass.
+    tally = SourceTally(mapping) if verify_after else None
     for position, chunk in enumerate(todo):
         if pause and position:
             time.sleep(pause)
@@ -289,6 +291,8 @@ def run_backfill(
         for records in _batches(reader.iter_records(chunk.start, chunk.end), rows_per_write):
             chunk_records += len(records)
             validation = validate_rows(target_row_type, records)
+            if tally is not None:
+                tally.add(records, validation)
             rejections.extend(
                 _rejection(table.name, chunk, records[index], [(e.field, e.message) for e in errors])
                 for index, errors in validation.errors_by_row().items()
@@ -309,6 +313,8 @@ def run_backfill(
         if rejections:
             _write_rejections(rejected_file, rejections)
         checkpoint.commit(chunk, chunk_written + chunk_present)
+        if tally is not None:
+            tally.chunk_done(chunk)
         written += chunk_written
         reconciled += chunk_present
         rejected += len(rejections)
@@ -332,6 +338,6 @@ def run_backfill(
     )
     if verify_after and chunk_list:
         progress.verifying()
-        outcome.verification = verify(reader, destination, mapping, chunk_list)
+        outcome.verification = verify(reader, destination, mapping, chunk_list, tally=tally)
     outcome.seconds = time.monotonic() - begun
     return outcome
