@@ -69,7 +69,7 @@ SELECT md5(i::text)::uuid,
 FROM generate_series(1, {rows}) AS i
 """
 _BASELINE = (
-    "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+    "import duckdb, sys; c = duckdb.connect(sys.argv[1]); c.execute('SET enable_progress_bar = false'); "
     "c.execute(\"INSERT INTO events ({cols}) SELECT {cols} FROM read_csv('/dev/stdin', header=false, "
     "columns={types})\")"
 )

@@ -20,7 +20,11 @@ from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
+from psycopg.types.json import set_json_loads
+from psycopg.types.string import TextLoader
+from pydantic_core import from_json
 from sqlalchemy.engine import URL, Engine, make_url
 
 from bqrepo.backfill.mapping import TableMapping
@@ -98,6 +102,21 @@ def _converter(column: sa.Column[Any]) -> Callable[[Any], Any] | None:
     return None
 
 
+def _fast_loaders(connection: sa.Connection) -> None:
+    """Make the driver hand UUIDs over as text and parse JSONB with pydantic-core's parser.
+
+    Both are what the rows need anyway: a UUID becomes its canonical text (the
+    same as ``str(uuid)``) without an intermediate object, and pydantic-core's
+    JSON parser is several times faster than :func:`json.loads`, giving the same
+    values (big integers stay exact). Set on each read's connection, which belongs
+    to the back-fill's own engine (:func:`source_engine`).
+    """
+    driver = connection.connection.driver_connection
+    if isinstance(driver, psycopg.Connection):
+        driver.adapters.register_loader("uuid", TextLoader)
+        set_json_loads(from_json, driver)
+
+
 def _day(value: dt.date) -> dt.date:
     """The UTC day of a TIMESTAMP bound, or a DATE bound as it is."""
     return value.astimezone(dt.UTC).date() if isinstance(value, dt.datetime) else value
@@ -158,6 +177,7 @@ class SourceReader:
         """Records in ``[start, end)``, time-ordered, streamed through a server-side cursor."""
         try:
             with self.engine.connect() as connection:
+                _fast_loaders(connection)
                 result = connection.execution_options(stream_results=True, yield_per=batch).execute(
                     self.rows_statement, {"start": start, "end": end}
                 )

@@ -56,6 +56,8 @@ __all__ = ["JOB_BUDGET", "ROWS_PER_WRITE", "BackfillResult", "Plan", "Progress",
 
 #: Rows held in memory and sent per write (one load job on BigQuery).
 ROWS_PER_WRITE = 100_000
+#: Source records validated at a time (then only their rows are kept).
+VALIDATE_BATCH = 10_000
 #: Load jobs per table one run should stay under: BigQuery's 1,500 per table
 #: per day are shared with live ingestion and with other runs that day.
 JOB_BUDGET = 500
@@ -288,7 +290,21 @@ def run_backfill(
         checkpoint.begin(chunk)
         chunk_written = chunk_present = chunk_records = 0
         rejections: list[str] = []
-        for records in _batches(reader.iter_records(chunk.start, chunk.end), rows_per_write):
+        pending: list[Row] = []
+
+        def write(rows: Sequence[Row]) -> None:
+            nonlocal writes, chunk_written
+            try:
+                result = writer.write(table, rows)
+            except TransientError as exc:
+                raise TransientError(_stopped(table.name, chunk, str(exc))) from exc
+            writes += result.requests  # load jobs: a write over 4,000 partitions or the job-size bound takes several
+            chunk_written += result.written
+            rejections.extend(_rejection(table.name, chunk, r.row, r.problems) for r in result.rejected)
+
+        # Records are validated VALIDATE_BATCH at a time and dropped: memory holds
+        # the validated rows of one write, not also the records they came from.
+        for records in _batches(reader.iter_records(chunk.start, chunk.end), min(VALIDATE_BATCH, rows_per_write)):
             chunk_records += len(records)
             validation = validate_rows(target_row_type, records)
             if tally is not None:
@@ -297,17 +313,14 @@ def run_backfill(
                 _rejection(table.name, chunk, records[index], [(e.field, e.message) for e in errors])
                 for index, errors in validation.errors_by_row().items()
             )
-            rows: Sequence[Row] = [row for row in validation.rows if row.id not in present]  # type: ignore[attr-defined]
+            rows: list[Row] = [row for row in validation.rows if row.id not in present]  # type: ignore[attr-defined]
             chunk_present += len(validation.rows) - len(rows)
-            if not rows:
-                continue
-            try:
-                result = writer.write(table, rows)
-            except TransientError as exc:
-                raise TransientError(_stopped(table.name, chunk, str(exc))) from exc
-            writes += result.requests  # load jobs: a write over 4,000 partitions or the job-size bound takes several
-            chunk_written += result.written
-            rejections.extend(_rejection(table.name, chunk, r.row, r.problems) for r in result.rejected)
+            pending.extend(rows)
+            while len(pending) >= rows_per_write:
+                write(pending[:rows_per_write])
+                del pending[:rows_per_write]
+        if pending:
+            write(pending)
         if after_write is not None:
             after_write(chunk)
         if rejections:
