@@ -224,12 +224,11 @@ class _Fold:
         for day, day_texts in texts.items():
             self.check(day).source_checksum.add_all(day_texts)
 
-
-def fold_source(fold: _Fold, records: Iterable[dict[str, Any]], batch: int = 10_000) -> None:
-    """Validate and fold ``records`` batch by batch, as the back-fill validates them."""
-    iterator = iter(records)
-    while chunk := list(islice(iterator, batch)):
-        fold.add_source(chunk, validate_rows(fold.row_type, chunk))
+    def read_source(self, records: Iterable[dict[str, Any]], batch: int) -> None:
+        """Validate and fold ``records`` ``batch`` at a time, as the back-fill validates them."""
+        iterator = iter(records)
+        while chunk := list(islice(iterator, batch)):
+            self.add_source(chunk, validate_rows(self.row_type, chunk))
 
 
 class SourceTally:
@@ -252,6 +251,13 @@ class SourceTally:
     def chunk_done(self, chunk: Chunk) -> None:
         """Every row of ``chunk`` was folded: its days need no second read."""
         self.chunks.append(chunk)
+
+    def days_in(self, window: Chunk) -> Iterator[DayCheck]:
+        """Copies of the folded days inside ``window``, their destination side still empty."""
+        start, end = _day(window.start), _day(window.end)
+        for day, check in self._fold.days.items():
+            if start <= day < end:
+                yield replace(check, destination_checksum=Checksum())
 
 
 def verify(
@@ -301,11 +307,9 @@ def verify(
                 continue
             if covered(chunk, known):
                 continue
-            fold_source(fold, reader.iter_records(chunk.start, chunk.end), batch)
+            fold.read_source(reader.iter_records(chunk.start, chunk.end), batch)
         if tally is not None:
-            for day, check in tally._fold.days.items():
-                if _inside(day, window):
-                    fold.days[day] = replace(check, destination_checksum=Checksum())
+            fold.days.update((check.day, check) for check in tally.days_in(window))
         ids: dict[dt.date, set[Any]] = {}
         with destination.connect() as connection:
             result = connection.execution_options(stream_results=True, yield_per=batch).execute(
@@ -331,8 +335,3 @@ def verify(
         report.days.extend(fold.days[key] for key in sorted(fold.days))
     return report
 
-
-def _inside(day: dt.date, window: Chunk) -> bool:
-    """Whether the partition ``day`` lies in ``window`` (bounds of either kind)."""
-    start, end = _day(window.start), _day(window.end)
-    return start <= day < end
