@@ -47,7 +47,7 @@ from bqrepo.backfill.checkpoint import Checkpoint
 from bqrepo.backfill.chunks import Chunk, chunks, covered, merge, next_boundary
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.backfill.reader import SourceReader
-from bqrepo.backfill.verify import VerificationReport, verify
+from bqrepo.backfill.verify import SourceTally, VerificationReport, verify
 from bqrepo.errors import InvalidArgumentError, TransientError
 from bqrepo.json_encoding import rejection_line
 from bqrepo.rows import Row, row_type, validate_rows
@@ -56,6 +56,8 @@ __all__ = ["JOB_BUDGET", "ROWS_PER_WRITE", "BackfillResult", "Plan", "Progress",
 
 #: Rows held in memory and sent per write (one load job on BigQuery).
 ROWS_PER_WRITE = 100_000
+#: Source records validated at a time (then only their rows are kept).
+VALIDATE_BATCH = 10_000
 #: Load jobs per table one run should stay under: BigQuery's 1,500 per table
 #: per day are shared with live ingestion and with other runs that day.
 JOB_BUDGET = 500
@@ -274,6 +276,8 @@ def run_backfill(
         partition < sa.bindparam("end", type_=partition.type),
     )
     written = rejected = reconciled = writes = 0
+    # The rows validated for writing are folded for the verification as they pass.
+    tally = SourceTally(mapping) if verify_after else None
     for position, chunk in enumerate(todo):
         if pause and position:
             time.sleep(pause)
@@ -286,17 +290,10 @@ def run_backfill(
         checkpoint.begin(chunk)
         chunk_written = chunk_present = chunk_records = 0
         rejections: list[str] = []
-        for records in _batches(reader.iter_records(chunk.start, chunk.end), rows_per_write):
-            chunk_records += len(records)
-            validation = validate_rows(target_row_type, records)
-            rejections.extend(
-                _rejection(table.name, chunk, records[index], [(e.field, e.message) for e in errors])
-                for index, errors in validation.errors_by_row().items()
-            )
-            rows: Sequence[Row] = [row for row in validation.rows if row.id not in present]  # type: ignore[attr-defined]
-            chunk_present += len(validation.rows) - len(rows)
-            if not rows:
-                continue
+        pending: list[Row] = []
+
+        def write(rows: Sequence[Row]) -> None:
+            nonlocal writes, chunk_written
             try:
                 result = writer.write(table, rows)
             except TransientError as exc:
@@ -304,11 +301,33 @@ def run_backfill(
             writes += result.requests  # load jobs: a write over 4,000 partitions or the job-size bound takes several
             chunk_written += result.written
             rejections.extend(_rejection(table.name, chunk, r.row, r.problems) for r in result.rejected)
+
+        # Records are validated VALIDATE_BATCH at a time and dropped: memory holds
+        # the validated rows of one write, not also the records they came from.
+        for records in _batches(reader.iter_records(chunk.start, chunk.end), min(VALIDATE_BATCH, rows_per_write)):
+            chunk_records += len(records)
+            validation = validate_rows(target_row_type, records)
+            if tally is not None:
+                tally.add(records, validation)
+            rejections.extend(
+                _rejection(table.name, chunk, records[index], [(e.field, e.message) for e in errors])
+                for index, errors in validation.errors_by_row().items()
+            )
+            rows: list[Row] = [row for row in validation.rows if row.id not in present]  # type: ignore[attr-defined]
+            chunk_present += len(validation.rows) - len(rows)
+            pending.extend(rows)
+            while len(pending) >= rows_per_write:
+                write(pending[:rows_per_write])
+                del pending[:rows_per_write]
+        if pending:
+            write(pending)
         if after_write is not None:
             after_write(chunk)
         if rejections:
             _write_rejections(rejected_file, rejections)
         checkpoint.commit(chunk, chunk_written + chunk_present)
+        if tally is not None:
+            tally.chunk_done(chunk)
         written += chunk_written
         reconciled += chunk_present
         rejected += len(rejections)
@@ -332,6 +351,6 @@ def run_backfill(
     )
     if verify_after and chunk_list:
         progress.verifying()
-        outcome.verification = verify(reader, destination, mapping, chunk_list)
+        outcome.verification = verify(reader, destination, mapping, chunk_list, tally=tally)
     outcome.seconds = time.monotonic() - begun
     return outcome
