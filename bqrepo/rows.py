@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, NamedTuple, TypeAlias
 
 import sqlalchemy as sa
-from pydantic_core import to_json
+from pydantic_core import SchemaValidator, to_json
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -784,15 +784,41 @@ def collection_paused() -> Iterator[None]:
                 gc.enable()
 
 
-_batch_validators: weakref.WeakKeyDictionary[type[Row], TypeAdapter[list[Row]]] = weakref.WeakKeyDictionary()
+#: Longest string the batch's quick check passes: at most 12 bytes a character, MAX_ROW_BYTES in all.
+_SURELY_FITS = MAX_ROW_BYTES // 12
 
 
-def _batch_validator(row_type: type[Row]) -> TypeAdapter[list[Row]]:
-    """``list[row_type]``'s validator, built once per row type."""
-    adapter = _batch_validators.get(row_type)
-    if adapter is None:
-        adapter = _batch_validators[row_type] = TypeAdapter(list[row_type])  # type: ignore[valid-type]
-    return adapter
+def _quick_strings(schema: Any) -> Any:
+    """A copy of a core schema with each :func:`_fits_bigquery` validator made a core ``str`` constraint.
+
+    pydantic-core's constrained ``str`` refuses what ``str.encode`` refuses
+    (``string_unicode``) and here anything longer than :data:`_SURELY_FITS`
+    characters, without calling Python: it passes only strings that
+    :func:`_fits_bigquery` passes, unchanged. It refuses more (a long string
+    that fits), and its messages are not bqrepo's, so a record it refuses is
+    validated again by the row type itself.
+    """
+    if isinstance(schema, list):
+        return [_quick_strings(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("type") == "function-after" and schema["function"].get("function") is _fits_bigquery:
+        inner = _quick_strings(schema["schema"])
+        if inner.get("type") == "str":
+            return {**inner, "max_length": min(inner.get("max_length", _SURELY_FITS), _SURELY_FITS)}
+    return {key: _quick_strings(value) for key, value in schema.items()}
+
+
+_batch_validators: weakref.WeakKeyDictionary[type[Row], SchemaValidator] = weakref.WeakKeyDictionary()
+
+
+def _batch_validator(row_type: type[Row]) -> SchemaValidator:
+    """The quick validator of a ``list[row_type]`` (:func:`_quick_strings`), built once per row type."""
+    validator = _batch_validators.get(row_type)
+    if validator is None:
+        schema = TypeAdapter(list[row_type]).core_schema  # type: ignore[valid-type]
+        validator = _batch_validators[row_type] = SchemaValidator(_quick_strings(schema))
+    return validator
 
 
 def validate_rows(
@@ -807,9 +833,9 @@ def validate_rows(
 
     Why one call per batch: pydantic-core validates a ``list[row_type]`` in
     Rust, reporting each bad item under its index, which saves the Python
-    round trip per record (about a third of the time). When some record is
-    invalid, its errors are read from that one exception and the valid
-    records are validated again, as one list, to get their rows.
+    round trip per record, and the string checks run in Rust too
+    (:func:`_quick_strings`). A record that call refuses is validated again
+    by ``row_type`` alone, so its errors and messages are the row type's.
     """
     items = records if isinstance(records, list) else list(records)
     report = ValidationReport()
@@ -841,22 +867,31 @@ def validate_rows(
 
 
 def _validate_batch(row_type: type[Row], items: list[Any]) -> ValidationReport:
+    """Rows of ``items``: one quick call for the batch, the row type itself for what it refuses."""
     with collection_paused():
         report = ValidationReport()
-        adapter = _batch_validator(row_type)
+        quick = _batch_validator(row_type)
         try:
-            rows = adapter.validate_python(items)
+            rows = quick.validate_python(items)
         except ValidationError as exc:
-            by_index: dict[int, list[Any]] = {}
-            for detail in exc.errors(include_url=False):
-                index, *inner = detail["loc"]
-                by_index.setdefault(int(index), []).append({**detail, "loc": tuple(inner)})
-            for index in sorted(by_index):
-                report.errors.extend(_row_errors(index, by_index[index]))
-            # Defaults such as ingested_at=now are computed again: close to the first time, as before.
-            good = [index for index in range(len(items)) if index not in by_index]
-            rows = adapter.validate_python([items[index] for index in good]) if good else []
-            report.valid = [ValidRow(index, row) for index, row in zip(good, rows)]
+            refused = {int(detail["loc"][0]) for detail in exc.errors(include_url=False)}
+        else:
+            report.valid = [ValidRow(index, row) for index, row in enumerate(rows)]
             return report
-        report.valid = [ValidRow(index, row) for index, row in enumerate(rows)]
+        # The records the quick check passed are validated again as one list
+        # (defaults such as ingested_at=now are computed again, close to the
+        # first time); the others one by one, by the row type, for its messages.
+        passed = [index for index in range(len(items)) if index not in refused]
+        found: dict[int, Row] = {}
+        if passed:
+            try:
+                found.update(zip(passed, quick.validate_python([items[index] for index in passed])))
+            except ValidationError:  # a validator that changed its mind: ask each record
+                refused.update(passed)
+        for index in sorted(refused):
+            try:
+                found[index] = row_type.model_validate(items[index])
+            except ValidationError as exc:
+                report.errors.extend(_row_errors(index, exc.errors(include_url=False)))
+        report.valid = [ValidRow(index, found[index]) for index in sorted(found)]
         return report

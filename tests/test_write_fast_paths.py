@@ -75,6 +75,8 @@ def test_batch_validation_reports_what_per_record_validation_reported() -> None:
         "not a mapping",
         {"mentioned_at": T0, "risk_score": math.nan, "metadata": {"deep": [[["\ud800"]]]}, "surprise": 1},
         {"title": "x" * 10, "mentioned_at": "2024-03-01T10:00:00+02:00", "id": "given"},
+        {"title": "long " * 140_000, "mentioned_at": T0},  # over the quick check's length, fits a request
+        {"title": "x", "source_url": "\udfff", "mentioned_at": T0, "id": ""},
         {},
         good,
     ]
@@ -83,6 +85,7 @@ def test_batch_validation_reports_what_per_record_validation_reported() -> None:
     assert report.errors == errors
     assert [(item.index, item.row) for item in report.valid] == [(index, row) for index, row in valid]
     assert report.valid[1].row is instance
+    assert [item.index for item in report.valid] == [0, 2, 6, 7, 10]
     assert validate_rows(EventRow, iter(records)).errors == errors  # any iterable
     assert validate_rows(EventRow, []).ok
 
