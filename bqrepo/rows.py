@@ -763,9 +763,9 @@ def collection_paused() -> Iterator[None]:
     alive (the rows, their field dicts, their JSON values), and CPython's
     collector, triggered every 700 allocations, traverses them again and
     again: measured here, a third of the time of validating 100k events
-    (benchmarks/bench_writes.py). Nothing built in these loops forms a
-    reference cycle, so pausing loses nothing; the collector runs as usual
-    once the batch is done. Nested and concurrent pauses are counted: the
+    (benchmarks/bench_writes.py). What these loops build holds no reference
+    cycle, and any garbage cycle made meanwhile (by a rules validator, say)
+    is collected once the batch is done. Nested and concurrent pauses are counted: the
     collector is enabled again when the last one ends, and only when it was
     enabled when the first one began.
     """
