@@ -404,18 +404,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 #: Where the time goes and what would close the rest (cProfile and stage timings, 2026-11-26).
 ANALYSIS = [
-    "Where (a) goes, per row: validation (pydantic-core in one call per batch, plus 11 Python validator "
-    "calls per event: 7 string checks, the JSON object check, the id (canonical JSON + SHA-1), the "
-    "request-size bound, the timestamp) is about half; the rest is the streaming encoding: "
-    "`to_bigquery_row`, the sorted canonical JSON + SHA-256 of the insertId (its text also gives the "
-    "wire size now, so `json.dumps` no longer runs to measure), and the client's own `json.dumps` of "
-    "each request body. The seed path does one `json.dumps` per row and nothing else, no ids, no checks.",
-    "What would close (a): (1) the per-string checks as one pass per row instead of 7 validator calls "
-    "(a second core schema without them; the precise validator only for rows that fail): about a "
-    "fifth of validation; (2) an insertId hashed from pydantic-core's `to_json` (Rust) instead of the "
-    "sort_keys `JSONEncoder`, which changes insertId values (harmless: a one-minute window) but then "
-    "needs the wire size measured separately, so it only pays together with (3) building the "
-    "insertAll body bytes ourselves instead of `insert_rows_json`'s `json.dumps`.",
+    "Where (a) goes, per row: validation (one pydantic-core call per batch, the string checks in "
+    "Rust; still 4 Python validator calls per event: the JSON object check, the id (canonical JSON + "
+    "SHA-1), the request-size bound, the timestamp) is about half; the rest is the streaming "
+    "encoding: `to_bigquery_row`, the sorted canonical JSON + SHA-256 of the insertId (its text also "
+    "gives the wire size now, so `json.dumps` no longer runs to measure), and the client's own "
+    "`json.dumps` of each request body. The seed path does one `json.dumps` per row and nothing "
+    "else: no ids, no checks.",
+    "What would close (a): (1) the remaining Python validators in Rust too (the timestamp as a core "
+    "aware-datetime, UTC conversion in one pass; the JSON object's checks); (2) an insertId hashed "
+    "from pydantic-core's `to_json` instead of the sort_keys `JSONEncoder`, which changes insertId "
+    "values (harmless: a one-minute window) but then needs the wire size measured separately, so it "
+    "only pays together with (3) building the insertAll body bytes ourselves instead of "
+    "`insert_rows_json`'s `json.dumps`. Even then ids, insertIds and checks cost more than the "
+    "seed's single `json.dumps`: 1.0x needs the per-row Python work gone entirely.",
     "Where (c) goes: per 5,000-row batch the DuckDB file is opened and closed (NullPool, on purpose: "
     "other processes get the file between statements), and the close checkpoints the WAL: about "
     "6 us/row here, plus connect and commit; validation about 7-10 us/row; parsing (pydantic-core "
