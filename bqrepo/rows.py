@@ -40,17 +40,22 @@ it changes no query result.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import json
 import functools
+import gc
+import hashlib
+import json
 import math
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, NamedTuple, TypeAlias
 
 import sqlalchemy as sa
+from pydantic_core import SchemaValidator, to_json
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -58,6 +63,7 @@ from pydantic import (
     Field,
     FiniteFloat,
     JsonValue,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
@@ -212,6 +218,58 @@ def _json_problem(value: Any, path: str) -> str | None:
     return None
 
 
+def _plainly_json(value: Any) -> bool:
+    """True when ``value`` certainly passes :func:`_json_problem`; False means "ask it".
+
+    The common case (small objects of str, int, float, bool, None, dict and
+    list) without building a path string per value: the precise check, which
+    names the offending path, runs only when this one is unsure. A container
+    met twice (a cycle, or merely shared) and any subclass are "unsure".
+    """
+    seen: set[int] = set()
+    level: list[Any] = [value]
+    depth = 1
+    while level:  # one nesting level at a time: no (value, depth) pair per value
+        deeper: list[Any] = []
+        for item in level:
+            kind = type(item)
+            if kind is str:
+                if 12 * len(item) > MAX_ROW_BYTES or not (item.isascii() or _encodes(item)):
+                    return False
+            elif kind is int:
+                if not _JSON_INT_MIN <= item <= _JSON_INT_MAX:
+                    return False
+            elif kind is float:
+                if not math.isfinite(item):
+                    return False
+            elif kind is dict or kind is list:
+                if depth > MAX_JSON_DEPTH or id(item) in seen:
+                    return False
+                seen.add(id(item))
+                if kind is dict:
+                    for key in item:
+                        if type(key) is not str or 12 * len(key) > MAX_ROW_BYTES:
+                            return False
+                        if not (key.isascii() or _encodes(key)):
+                            return False
+                    deeper.extend(item.values())
+                else:
+                    deeper.extend(item)
+            elif item is not None and kind is not bool:
+                return False
+        level = deeper
+        depth += 1
+    return True
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _short_repr(value: Any) -> str:
     shown = repr(value)
     return shown if len(shown) <= 80 else shown[:77] + "..."
@@ -230,7 +288,7 @@ def _json_object(
     column = info.field_name or "value"
     if not isinstance(value, dict):
         raise ValueError(f"{column} must be a JSON object (a dict with string keys)")
-    if problem := _json_problem(value, column):
+    if not _plainly_json(value) and (problem := _json_problem(value, column)):
         raise ValueError(problem)
     checked: dict[str, JsonValue] = handler(value)
     return checked
@@ -247,14 +305,6 @@ JsonObject = Annotated[dict[str, JsonValue], WrapValidator(_json_object)]
 KeyPart = str | dt.date | int | float | bool | None
 
 
-def _key_part(part: KeyPart) -> KeyPart:
-    if isinstance(part, dt.date):  # datetimes too, already in UTC
-        return part.isoformat()
-    if isinstance(part, float) and part == 0:
-        return 0.0  # -0.0 equals 0.0: one id for both
-    return part
-
-
 def natural_id(table: str, *key: KeyPart) -> str:
     """The deterministic id of a row: uuid5 over its table and natural key.
 
@@ -264,12 +314,34 @@ def natural_id(table: str, *key: KeyPart) -> str:
     other ("a|b" + "c" never equals "a" + "b|c") and the id does not depend
     on Python's ``str()``.
     """
-    parts = [table, *(_key_part(part) for part in key)]
+    parts: list[Any] = [table]
+    for part in key:
+        if isinstance(part, dt.date):  # datetimes too, already in UTC
+            part = part.isoformat()
+        elif isinstance(part, float) and part == 0:
+            part = 0.0  # -0.0 equals 0.0: one id for both
+        parts.append(part)
     # Not bqrepo.json_encoding: this text is hashed into stored ids, so its
     # exact bytes are frozen (pinned by a test) and must never follow a change
     # in the output encoding.
-    canonical = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
-    return str(uuid.uuid5(NATURAL_KEY_NAMESPACE, canonical))
+    canonical = _natural_key_json(parts)
+    return _uuid5_text(hashlib.sha1(_NAMESPACE_BYTES + canonical.encode("utf-8")).digest())
+
+
+# json.dumps(parts, ensure_ascii=False, separators=(",", ":")) builds an
+# encoder per call; this is the same encoder, built once (same bytes).
+_natural_key_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_NAMESPACE_BYTES = NATURAL_KEY_NAMESPACE.bytes
+# uuid.UUID(bytes=..., version=5): clear the variant and version bits, set RFC 4122 and 5.
+_UUID5_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID5_SET = (0x8000 << 48) | (5 << 76)
+
+
+def _uuid5_text(sha1_digest: bytes) -> str:
+    """``str(uuid.uuid5(...))`` from the SHA-1 digest, without building a ``UUID`` (ids are made per row)."""
+    number = (int.from_bytes(sha1_digest[:16], "big") & _UUID5_CLEAR) | _UUID5_SET
+    text = f"{number:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 # --------------------------------------------------------------------------
@@ -307,6 +379,9 @@ class Row(BaseModel):
     id_must_match_key: ClassVar[bool] = False
     #: (column name, kind) in table order, computed once per row type.
     _columns: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: The column names, and those that are not sent as they are (kind != plain), likewise.
+    _names: ClassVar[tuple[str, ...]] = ()
+    _converted: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -316,16 +391,21 @@ class Row(BaseModel):
             # str(): SQLAlchemy names are ``quoted_name``, a str subclass that
             # pydantic-core's JSON encoder serialises about 10x slower as a key.
             cls._columns = tuple((str(column.name), _kind(column)) for column in table.columns)
+            cls._names = tuple(name for name, _ in cls._columns)
+            cls._converted = tuple((name, kind) for name, kind in cls._columns if kind != _PLAIN)
 
     @field_validator("id", mode="after", check_fields=False)
     @classmethod
     def _derive_id(cls, given: str | None, info: ValidationInfo) -> str | None:
-        # row_type() puts ``id`` after every other field, so info.data holds the key.
-        if any(name not in info.data for name in cls.natural_key_fields):
-            return given  # a key field failed validation and is reported itself
         if given is not None and not cls.id_must_match_key:
             return given
-        derived = natural_id(cls.__table__.name, *(info.data[name] for name in cls.natural_key_fields))
+        # row_type() puts ``id`` after every other field, so info.data holds the key.
+        data = info.data
+        try:
+            key = [data[name] for name in cls.natural_key_fields]
+        except KeyError:
+            return given  # a key field failed validation and is reported itself
+        derived = natural_id(cls.__table__.name, *key)
         if given is not None and given != derived:
             raise ValueError(
                 f"id {given!r} does not match the id derived from the natural key "
@@ -336,15 +416,17 @@ class Row(BaseModel):
     @model_validator(mode="after")
     def _fits_one_request(self) -> Row:
         # Cheap bound first (an escaped character is at most 12 bytes, a JSON
-        # column is escaped twice, other values take a few dozen); encode the
-        # row only when it might be too big.
+        # column's text at most 6 per UTF-8 byte, other values take a few
+        # dozen); encode the row only when it might be too big.
         approx = 0
         for name, kind in self._columns:
-            value = getattr(self, name)
+            value = self.__dict__[name]
             if isinstance(value, str):
                 approx += 12 * len(value)
             elif kind == _JSON and value is not None:
-                approx += 2 * wire_size(value)
+                # sent as the string to_json_text(value): each of its UTF-8
+                # bytes escapes to at most 6 bytes, plus the quotes
+                approx += 6 * len(to_json(value, inf_nan_mode="strings")) + 2
             else:
                 approx += 40
         if approx <= MAX_ROW_BYTES:
@@ -359,7 +441,8 @@ class Row(BaseModel):
 
     def to_db_row(self) -> dict[str, Any]:
         """Python values keyed by column, in table order, for a SQLAlchemy insert."""
-        return {name: getattr(self, name) for name, _ in self._columns}
+        values = self.__dict__
+        return {name: values[name] for name in self._names}
 
     def to_bigquery_row(self, *, for_load_job: bool = False) -> dict[str, Any]:
         """A JSON-ready dict for BigQuery, keyed by column in table order.
@@ -372,20 +455,20 @@ class Row(BaseModel):
         google-cloud-bigquery's own ``insert_rows`` does: the insertAll API
         reads a JSON number as a double, exact only up to 2**53.
         """
-        out: dict[str, Any] = {}
-        for name, kind in self._columns:
-            value = getattr(self, name)
-            if value is None or kind == _PLAIN:
-                out[name] = value
-            elif kind == _TEMPORAL:
+        values = self.__dict__
+        out = {name: values[name] for name in self._names}
+        for name, kind in self._converted:  # the plain columns are sent as they are
+            value = out[name]
+            if value is None:
+                continue
+            if kind == _TEMPORAL:
                 out[name] = value.isoformat()
             elif kind == _INTEGER:
-                out[name] = value if for_load_job else str(value)
-            else:
-                out[name] = value if for_load_job else to_json_text(value)
+                if not for_load_job:
+                    out[name] = str(value)
+            elif not for_load_job:
+                out[name] = to_json_text(value)
         return out
-
-
 
 
 def _integer(bits: int, sql_type: str) -> Any:
@@ -659,12 +742,83 @@ class ValidationReport:
             raise RowValidationError(self.errors)
 
 
-def _row_errors(index: int, error: ValidationError) -> Iterable[RowError]:
-    for detail in error.errors(include_url=False):
+def _row_errors(index: int, details: Iterable[Any]) -> Iterable[RowError]:
+    for detail in details:
         location = ".".join(str(part) for part in detail["loc"]) or None
         value = None if detail["type"] == "missing" else detail.get("input")
         message = detail["msg"].removeprefix("Value error, ")
         yield RowError(index=index, field=location, message=message, value=value)
+
+
+_pauses = 0
+_pauses_lock = threading.Lock()
+_resume_collection = False
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch of rows is built or encoded.
+
+    Why: a batch allocates a few container objects per row that all stay
+    alive (the rows, their field dicts, their JSON values), and CPython's
+    collector, triggered every 700 allocations, traverses them again and
+    again: measured here, a third of the time of validating 100k events
+    (benchmarks/bench_writes.py). What these loops build holds no reference
+    cycle, and any garbage cycle made meanwhile (by a rules validator, say)
+    is collected once the batch is done. Nested and concurrent pauses are counted: the
+    collector is enabled again when the last one ends, and only when it was
+    enabled when the first one began.
+    """
+    global _pauses, _resume_collection
+    with _pauses_lock:
+        if _pauses == 0:
+            _resume_collection = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pauses_lock:
+            _pauses -= 1
+            if _pauses == 0 and _resume_collection:
+                gc.enable()
+
+
+#: Longest string the batch's quick check passes: at most 12 bytes a character, MAX_ROW_BYTES in all.
+_SURELY_FITS = MAX_ROW_BYTES // 12
+
+
+def _quick_strings(schema: Any) -> Any:
+    """A copy of a core schema with each :func:`_fits_bigquery` validator made a core ``str`` constraint.
+
+    pydantic-core's constrained ``str`` refuses what ``str.encode`` refuses
+    (``string_unicode``) and here anything longer than :data:`_SURELY_FITS`
+    characters, without calling Python: it passes only strings that
+    :func:`_fits_bigquery` passes, unchanged. It refuses more (a long string
+    that fits), and its messages are not bqrepo's, so a record it refuses is
+    validated again by the row type itself.
+    """
+    if isinstance(schema, list):
+        return [_quick_strings(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("type") == "function-after" and schema["function"].get("function") is _fits_bigquery:
+        inner = _quick_strings(schema["schema"])
+        if inner.get("type") == "str":
+            return {**inner, "max_length": min(inner.get("max_length", _SURELY_FITS), _SURELY_FITS)}
+    return {key: _quick_strings(value) for key, value in schema.items()}
+
+
+_batch_validators: weakref.WeakKeyDictionary[type[Row], SchemaValidator] = weakref.WeakKeyDictionary()
+
+
+def _batch_validator(row_type: type[Row]) -> SchemaValidator:
+    """The quick validator of a ``list[row_type]`` (:func:`_quick_strings`), built once per row type."""
+    validator = _batch_validators.get(row_type)
+    if validator is None:
+        schema = TypeAdapter(list[row_type]).core_schema  # type: ignore[valid-type]
+        validator = _batch_validators[row_type] = SchemaValidator(_quick_strings(schema))
+    return validator
 
 
 def validate_rows(
@@ -676,13 +830,23 @@ def validate_rows(
     ``row_type``. Each problem is reported with the record's index in
     ``records`` and the field, so a caller can log, fix or drop exactly that
     record and still write the rest.
+
+    Why one call per batch: pydantic-core validates a ``list[row_type]`` in
+    Rust, reporting each bad item under its index, which saves the Python
+    round trip per record, and the string checks run in Rust too
+    (:func:`_quick_strings`). A record that call refuses is validated again
+    by ``row_type`` alone, so its errors and messages are the row type's.
     """
+    items = records if isinstance(records, list) else list(records)
     report = ValidationReport()
-    for index, record in enumerate(records):
-        if isinstance(record, row_type):
-            report.valid.append(ValidRow(index, record))
-            continue
-        if isinstance(record, Row):
+    if not items:
+        return report
+    # Rows of another type never reach pydantic (it would read their fields).
+    foreign = [index for index, item in enumerate(items) if isinstance(item, Row) and not isinstance(item, row_type)]
+    if foreign:
+        wrong = set(foreign)
+        for index in foreign:
+            record = items[index]
             report.errors.append(
                 RowError(
                     index,
@@ -691,9 +855,43 @@ def validate_rows(
                     record,
                 )
             )
-            continue
+        positions = [index for index in range(len(items)) if index not in wrong]
+        checked = _validate_batch(row_type, [items[index] for index in positions])
+        report.valid = [ValidRow(positions[valid.index], valid.row) for valid in checked.valid]
+        report.errors.extend(
+            RowError(positions[error.index], error.field, error.message, error.value) for error in checked.errors
+        )
+        report.errors.sort(key=lambda error: error.index)  # stable: a record's own order stays
+        return report
+    return _validate_batch(row_type, items)
+
+
+def _validate_batch(row_type: type[Row], items: list[Any]) -> ValidationReport:
+    """Rows of ``items``: one quick call for the batch, the row type itself for what it refuses."""
+    with collection_paused():
+        report = ValidationReport()
+        quick = _batch_validator(row_type)
         try:
-            report.valid.append(ValidRow(index, row_type.model_validate(record)))
+            rows = quick.validate_python(items)
         except ValidationError as exc:
-            report.errors.extend(_row_errors(index, exc))
-    return report
+            refused = {int(detail["loc"][0]) for detail in exc.errors(include_url=False)}
+        else:
+            report.valid = [ValidRow(index, row) for index, row in enumerate(rows)]
+            return report
+        # The records the quick check passed are validated again as one list
+        # (defaults such as ingested_at=now are computed again, close to the
+        # first time); the others one by one, by the row type, for its messages.
+        passed = [index for index in range(len(items)) if index not in refused]
+        found: dict[int, Row] = {}
+        if passed:
+            try:
+                found.update(zip(passed, quick.validate_python([items[index] for index in passed])))
+            except ValidationError:  # a validator that changed its mind: ask each record
+                refused.update(passed)
+        for index in sorted(refused):
+            try:
+                found[index] = row_type.model_validate(items[index])
+            except ValidationError as exc:
+                report.errors.extend(_row_errors(index, exc.errors(include_url=False)))
+        report.valid = [ValidRow(index, found[index]) for index in sorted(found)]
+        return report

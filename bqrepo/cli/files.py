@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from pydantic_core import from_json
 
 from bqrepo.cli.errors import UserError
 from bqrepo.json_encoding import report_json
@@ -68,7 +69,17 @@ def _parse_json(text: str) -> Any:
 
     Python's parser raises ``RecursionError`` for deep nesting and a plain
     ``ValueError`` for an integer over 4,300 digits: both are bad input here.
+
+    pydantic-core's parser (Rust, already a dependency through pydantic)
+    reads a line about twice as fast and gives the same values for what it
+    accepts; what it refuses (bad JSON, but also a lone ``\\ud800`` escape
+    or nesting over 200 levels, which ``json.loads`` reads) goes through
+    ``json.loads``, so the values and the messages are ``json.loads``'s.
     """
+    try:
+        return from_json(text)
+    except ValueError:
+        pass
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

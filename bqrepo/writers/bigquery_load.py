@@ -56,7 +56,7 @@ from google.cloud import bigquery
 from bqrepo.engine import backend_errors, log_job
 from bqrepo.errors import TRANSIENT_REASONS, TransientError
 from bqrepo.json_encoding import to_json_text
-from bqrepo.rows import Row
+from bqrepo.rows import Row, collection_paused
 from bqrepo.table_options import MAX_PARTITIONS_MODIFIED_PER_JOB, TableOptions
 from bqrepo.timeunits import UNPARTITIONED, partition_of
 from bqrepo.writers.bigquery_target import BigQueryTarget
@@ -153,16 +153,17 @@ class BigQueryLoadWriter:
         """Jobs of (batch index, NDJSON line), grouped by partition, under both limits."""
         options = TableOptions.of(table)
         groups: dict[Hashable, list[tuple[int, bytes]]] = {}
-        for index, row in enumerate(rows):
-            line = to_json_text(row.to_bigquery_row(for_load_job=True))
-            key = (
-                partition_of(
-                    getattr(row, options.partition_field), options.partition_type or "DAY"
+        with collection_paused():  # every line is built before the first job is sent
+            for index, row in enumerate(rows):
+                line = to_json_text(row.to_bigquery_row(for_load_job=True))
+                key = (
+                    partition_of(
+                        getattr(row, options.partition_field), options.partition_type or "DAY"
+                    )
+                    if options.partition_field
+                    else None
                 )
-                if options.partition_field
-                else None
-            )
-            groups.setdefault(key, []).append((index, line.encode("utf-8") + b"\n"))
+                groups.setdefault(key, []).append((index, line.encode("utf-8") + b"\n"))
         chunk: list[tuple[int, bytes]] = []
         partitions = size = 0
         for lines in groups.values():

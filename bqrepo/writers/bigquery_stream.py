@@ -48,7 +48,7 @@ from google.cloud.bigquery import DEFAULT_RETRY
 from bqrepo.engine import backend_errors
 from bqrepo.errors import TRANSIENT_REASONS
 from bqrepo.json_encoding import wire_size
-from bqrepo.rows import Row
+from bqrepo.rows import Row, collection_paused
 from bqrepo.writers.bigquery_target import BigQueryTarget
 from bqrepo.writers.result import RejectedRow, WriteResult, check_rows
 
@@ -74,6 +74,33 @@ def insert_id(data: dict[str, Any]) -> str:
     are sorted and floats written by ``repr``, so the digest is stable.
     """
     return hashlib.sha256(_canonical_json(data).encode("utf-8")).hexdigest()
+
+
+def _encoded(rows: Sequence[Row]) -> list[tuple[str, dict[str, Any], int]]:
+    """(insertId, JSON row, its size as the client sends it) of each row, JSON-encoded once.
+
+    The canonical text the insertId is hashed from differs from the
+    client's (``json.dumps``: ``", "`` and ``": "`` separators, non-ASCII
+    ``\\u``-escaped) only by one byte per separator when it is ASCII and the
+    row flat (every value a string, number, boolean or null, as rows make
+    them), so the size is computed from it; otherwise it is measured.
+    """
+    encoded = []
+    with collection_paused():
+        for row in rows:
+            data = row.to_bigquery_row()
+            text = _canonical_json(data)
+            row_id = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            if text.isascii() and _FLAT.issuperset(map(type, data.values())):
+                wire = len(text) + 2 * len(data) - 1 if data else 2
+            else:
+                wire = wire_size(data)
+            encoded.append((row_id, data, wire))
+    return encoded
+
+
+# JSON scalars whose json.dumps text is the same under both encoders' settings.
+_FLAT = frozenset({str, int, float, bool, type(None)})
 
 
 class BigQueryStreamWriter:
@@ -129,10 +156,8 @@ class BigQueryStreamWriter:
         first_index: dict[str, int] = {}
         chunk: list[_Item] = []
         size = _REQUEST_ENVELOPE_BYTES
-        for index, row in enumerate(rows):
-            data = row.to_bigquery_row()
-            row_id = insert_id(data)
-            row_bytes = wire_size(data) + len(row_id) + _ROW_ENVELOPE_BYTES  # as the client sends it
+        for index, (row_id, data, wire) in enumerate(_encoded(rows)):
+            row_bytes = wire + len(row_id) + _ROW_ENVELOPE_BYTES  # as the client sends it
             if row_bytes + _REQUEST_ENVELOPE_BYTES > self.max_request_bytes:
                 result.rejected.append(
                     RejectedRow(

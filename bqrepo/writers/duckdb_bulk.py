@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from bqrepo.backend import DuckDBBackend, require_backend
 from bqrepo.json_encoding import to_json_text
-from bqrepo.rows import Row
+from bqrepo.rows import Row, collection_paused
 from bqrepo.writers.result import RejectedRow, WriteResult, check_rows
 
 __all__ = ["DuckDBWriter", "arrow_type"]
@@ -91,7 +91,8 @@ class DuckDBWriter:
         return result.with_records(rows)
 
     def _insert(self, table: sa.Table, rows: list[Row]) -> None:
-        batch = _arrow_batch(table, rows)
+        with collection_paused():
+            batch = _arrow_batch(table, rows)
         view = f"_bqrepo_batch_{uuid.uuid4().hex}"
         names = [column.name for column in table.columns]
         statement = sa.insert(table).from_select(

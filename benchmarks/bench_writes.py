@@ -1,0 +1,456 @@
+"""Write-side speed (issue 13): validation, streaming encoding, ``bqrepo ingest``, load vs DML.
+
+    .venv/bin/python benchmarks/bench_writes.py [--quick] [--repeat 5] [--standin] [--markdown PATH]
+
+Every figure is a ratio against a baseline measured in the same run,
+interleaved, the best of ``--repeat`` runs (the machine is shared and noisy):
+
+(a) validate + serialize + chunk events for streaming, network out of the
+    picture: ``validate_rows(EventRow)`` then ``BigQueryStreamWriter.write``
+    through a real ``google.cloud.bigquery.Client`` whose HTTP session
+    answers every insertAll request itself, so the exact request bodies are
+    built (and JSON-encoded by the client) but never sent. Rows per CPU
+    second (``time.process_time``), against the seed-style path: a plain
+    dict per record and ``json.dumps`` per row, joined into 500-row bodies.
+(b) ``validate_rows(EventRow)`` alone, rows per CPU second.
+(c) ``bqrepo ingest events FILE.jsonl`` into a fresh DuckDB file, as a
+    subprocess: wall rows/s and peak RSS (``/usr/bin/time``), against DuckDB
+    ``read_json`` of the same file into the same table (ids from
+    ``uuid()``), at two file sizes to show the peak does not grow.
+(d) ``--standin``: the anchor, load writer vs DML through the dialect
+    (one query job per row) into the local BigQuery stand-in, rows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_writers import records  # noqa: E402  (the events bench_writers.py has always used)
+
+def _checkout() -> Path:
+    """The checkout whose bqrepo this run measures (PYTHONPATH may name another, e.g. to compare)."""
+    import bqrepo
+
+    return Path(bqrepo.__file__).resolve().parents[1]
+
+
+REQUEST_ROWS = 500
+
+
+# --- (a) and (b) ---------------------------------------------------------------------
+
+
+class _AnsweringSession(requests.Session):
+    """An HTTP session that answers every request with ``200 {}`` and counts the bytes it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.is_mtls = False  # what google-cloud-core asks of an AuthorizedSession
+        self.requests = 0
+        self.bytes = 0
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        data = kwargs.get("data") or b""
+        self.requests += 1
+        self.bytes += len(data)
+        response = requests.Response()
+        response.status_code = 200
+        response._content = b"{}"
+        response.headers["content-type"] = "application/json"
+        response.url = url
+        return response
+
+
+def _stream_writer() -> tuple[Any, _AnsweringSession]:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    from bqrepo.writers import BigQueryStreamWriter, BigQueryTarget
+
+    session = _AnsweringSession()
+    client = bigquery.Client(project="bench", credentials=AnonymousCredentials(), _http=session)
+    return BigQueryStreamWriter(BigQueryTarget(client, "bench", "bench")), session
+
+
+def bqrepo_stream(data: list[dict[str, Any]]) -> tuple[float, int]:
+    """CPU seconds to validate and stream-encode ``data``, and the request bytes built."""
+    from bqrepo import schema
+    from bqrepo.rows import EventRow, validate_rows
+
+    writer, session = _stream_writer()
+    start = time.process_time()
+    report = validate_rows(EventRow, data)
+    result = writer.write(schema.events, report.rows)
+    seconds = time.process_time() - start
+    assert report.ok and result.written == len(data), (report.errors[:3], result.rejected[:3])
+    return seconds, session.bytes
+
+
+def seed_stream(data: list[dict[str, Any]]) -> tuple[float, int]:
+    """The seed-style path: a dict per record, ``json.dumps`` per row, 500-row request bodies."""
+    start = time.process_time()
+    bodies: list[bytes] = []
+    lines: list[str] = []
+    for record in data:
+        row = dict(record)
+        row["mentioned_at"] = record["mentioned_at"].isoformat()
+        row["metadata"] = json.dumps(record["metadata"])
+        lines.append('{"json": ' + json.dumps(row) + "}")
+        if len(lines) == REQUEST_ROWS:
+            bodies.append(('{"rows": [' + ", ".join(lines) + "]}").encode())
+            lines = []
+    if lines:
+        bodies.append(('{"rows": [' + ", ".join(lines) + "]}").encode())
+    seconds = time.process_time() - start
+    return seconds, sum(len(body) for body in bodies)
+
+
+def validate_only(data: list[dict[str, Any]]) -> float:
+    from bqrepo.rows import EventRow, validate_rows
+
+    start = time.process_time()
+    report = validate_rows(EventRow, data)
+    seconds = time.process_time() - start
+    assert report.ok
+    return seconds
+
+
+# --- (c) ingest ----------------------------------------------------------------------
+
+
+def write_jsonl(path: Path, n: int) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for start in range(0, n, 50_000):
+            for record in records(min(50_000, n - start)):
+                record["source_url"] += f"/{start}"  # distinct rows across blocks
+                record["mentioned_at"] = record["mentioned_at"].isoformat()
+                handle.write(json.dumps(record) + "\n")
+
+
+def _migrated(path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "bqrepo.cli", "migrate"],
+        env=_env(path), check=True, capture_output=True,
+    )
+
+
+def _env(database: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BQREPO_", "GCP_", "BIGQUERY_"))}
+    env["BQREPO_DUCKDB_PATH"] = str(database)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_checkout()), env.get("PYTHONPATH")]))
+    return env
+
+
+def _timed_child(command: Sequence[str], env: dict[str, str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one child process, measured by /usr/bin/time."""
+    completed = subprocess.run(
+        ["/usr/bin/time", "-f", "BENCH %e %M", *command], env=env, capture_output=True, text=True
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{command[:4]} failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}")
+    found = re.findall(r"BENCH ([\d.]+) (\d+)", completed.stderr)
+    wall, kilobytes = found[-1]
+    return float(wall), int(kilobytes) * 1024
+
+
+READ_JSON = """
+import duckdb, sys
+connection = duckdb.connect(sys.argv[1])
+connection.execute("SET TimeZone = 'UTC'")
+connection.execute('''
+    INSERT INTO events (id, title, content, source_url, source_name, event_type, location,
+                        risk_score, severity, mentioned_at, created_at, metadata)
+    SELECT uuid()::VARCHAR, title, content, source_url, source_name, event_type, location,
+           risk_score, severity, mentioned_at, NULL, metadata
+    FROM read_json(?, format = 'newline_delimited', columns = {
+        title: 'VARCHAR', content: 'VARCHAR', source_url: 'VARCHAR', source_name: 'VARCHAR',
+        event_type: 'VARCHAR', location: 'VARCHAR', risk_score: 'DOUBLE', severity: 'VARCHAR',
+        mentioned_at: 'TIMESTAMPTZ', metadata: 'JSON'})
+''', [sys.argv[2]])
+assert connection.execute("SELECT count(*) FROM events").fetchone()[0] == int(sys.argv[3])
+connection.close()
+"""
+
+
+def ingest_once(directory: Path, source: Path, n: int, tool: str) -> tuple[float, int]:
+    database = directory / f"{tool}-{uuid.uuid4().hex[:8]}.duckdb"
+    _migrated(database)
+    env = _env(database)
+    try:
+        if tool == "bqrepo":
+            return _timed_child([sys.executable, "-m", "bqrepo.cli", "ingest", "events", str(source)], env)
+        return _timed_child([sys.executable, "-c", READ_JSON, str(database), str(source), str(n)], env)
+    finally:
+        for leftover in directory.glob(database.name + "*"):
+            leftover.unlink()
+
+
+# --- (d) the anchor on the stand-in ----------------------------------------------------
+
+
+def load_vs_dml(n_load: int, n_dml: int) -> tuple[float, float]:
+    """Rows/s of the load writer and of DML INSERT through the dialect, on the stand-in."""
+    import sqlalchemy as sa
+
+    from bqrepo import schema
+    from bqrepo.engine import create_engine
+    from bqrepo.migrate import upgrade
+    from bqrepo.rows import EventRow, validate_rows
+    from bqrepo.settings import Settings
+    from bqrepo.testing.standin import LocalBigQuery
+    from bqrepo.writers import writer_for
+
+    rows = validate_rows(EventRow, records(max(n_load, n_dml))).rows
+    with LocalBigQuery() as server:
+        dataset = f"bench_{uuid.uuid4().hex[:8]}"
+        settings = Settings(
+            project_id=server.project,
+            dataset=dataset,
+            url=f"bigquery://{server.project}/{dataset}",
+            emulator_host=server.host,
+        )
+        upgrade(settings)
+        engine = create_engine(settings)
+        try:
+            start = time.perf_counter()
+            result = writer_for(engine, "load").write(schema.events, rows[:n_load])
+            load_rate = n_load / (time.perf_counter() - start)
+            assert result.written == n_load
+            # A JSON query parameter cannot be bound on BigQuery: the text goes through PARSE_JSON.
+            statement = sa.insert(schema.events).values(
+                metadata=sa.func.PARSE_JSON(sa.bindparam("metadata_text", type_=sa.String))
+            )
+            db_rows = []
+            for row in rows[:n_dml]:
+                values = row.to_db_row()
+                values["metadata_text"] = json.dumps(values.pop("metadata"))
+                db_rows.append(values)
+            start = time.perf_counter()
+            with engine.begin() as connection:
+                connection.execute(statement, db_rows)
+            dml_rate = n_dml / (time.perf_counter() - start)
+        finally:
+            engine.dispose()
+    return load_rate, dml_rate
+
+
+# --- report --------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    name: str
+    bqrepo: str
+    baseline: str
+    ratio: str
+    target: str
+    met: str
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        memory = next(
+            int(line.split()[1]) // 1024
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+    except (OSError, StopIteration):
+        memory = 0
+    return (
+        f"{os.cpu_count()} cores ({model}), {memory / 1024:.1f} GiB RAM, Python {platform.python_version()}, "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def best(samples: list[float]) -> float:
+    return min(samples)
+
+
+def interleaved(repeat: int, *works: Callable[[], float]) -> list[float]:
+    """The best of ``repeat`` runs of each work, runs interleaved (a, b, a, b, ...)."""
+    samples: list[list[float]] = [[] for _ in works]
+    for _ in range(repeat):
+        for position, work in enumerate(works):
+            samples[position].append(work())
+    return [best(found) for found in samples]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per figure (the best is kept)")
+    parser.add_argument("--standin", action="store_true", help="also (d): load vs DML on the stand-in")
+    parser.add_argument("--skip-ingest", action="store_true", help="leave out (c)")
+    parser.add_argument("--sizes", help="(c) file sizes, comma-separated (default 250000,1000000)")
+    parser.add_argument("--markdown", type=Path, help="write the results section here")
+    args = parser.parse_args(argv)
+    repeat = 1 if args.quick and args.repeat == 5 else args.repeat
+    n = 10_000 if args.quick else 100_000
+    sizes = (20_000, 80_000) if args.quick else (250_000, 1_000_000)
+    if args.sizes:
+        sizes = tuple(int(size) for size in args.sizes.split(","))
+    figures: list[Figure] = []
+    notes: list[str] = []
+
+    data = records(n)
+    print(f"(a)/(b): {n:,} events, best of {repeat}", flush=True)
+    sent: dict[str, int] = {}
+
+    def run_bqrepo() -> float:
+        seconds, sent["bqrepo"] = bqrepo_stream(data)
+        return seconds
+
+    def run_seed() -> float:
+        seconds, sent["seed"] = seed_stream(data)
+        return seconds
+
+    bq_seconds, seed_seconds, validate_seconds = interleaved(
+        repeat, run_bqrepo, run_seed, lambda: validate_only(data)
+    )
+    bq_rate, seed_rate, validate_rate = n / bq_seconds, n / seed_seconds, n / validate_seconds
+    print(f"  bqrepo validate+stream-encode {bq_rate:,.0f} rows/CPU-s; seed {seed_rate:,.0f}; "
+          f"validate_rows {validate_rate:,.0f}", flush=True)
+    figures.append(Figure(
+        f"(a) validate + serialize + chunk {n:,} events for streaming (request bodies built, not sent), rows/CPU-s",
+        f"{bq_rate:,.0f}", f"seed dict + json.dumps: {seed_rate:,.0f}", f"{bq_rate / seed_rate:.2f}x",
+        ">= 1.0x and >= 150,000", _met(bq_rate >= seed_rate and bq_rate >= 150_000),
+    ))
+    notes.append(
+        f"(a) request bytes built: bqrepo {sent['bqrepo']:,} (ids, insertIds, every column), "
+        f"seed {sent['seed']:,}."
+    )
+    figures.append(Figure(
+        f"(b) validate_rows(EventRow), {n:,} events, rows/CPU-s", f"{validate_rate:,.0f}", "-", "-",
+        "(part of (a))", "-",
+    ))
+
+    if not args.skip_ingest:
+        with tempfile.TemporaryDirectory() as tmp:
+            directory = Path(tmp)
+            peaks: dict[int, int] = {}
+            for size in sizes:
+                source = directory / f"events-{size}.jsonl"
+                write_jsonl(source, size)
+                print(f"(c): ingest {size:,} rows ({source.stat().st_size / 1e6:.0f} MB), best of {repeat}", flush=True)
+                runs: dict[str, list[tuple[float, int]]] = {"bqrepo": [], "read_json": []}
+                for _ in range(repeat):
+                    for tool in runs:
+                        runs[tool].append(ingest_once(directory, source, size, tool))
+                bq_wall = min(wall for wall, _ in runs["bqrepo"])
+                rj_wall = min(wall for wall, _ in runs["read_json"])
+                bq_peak = max(peak for _, peak in runs["bqrepo"])
+                rj_peak = max(peak for _, peak in runs["read_json"])
+                peaks[size] = bq_peak
+                print(f"  bqrepo {size / bq_wall:,.0f} rows/s, peak {bq_peak / 2**20:,.0f} MiB; "
+                      f"read_json {size / rj_wall:,.0f} rows/s, peak {rj_peak / 2**20:,.0f} MiB", flush=True)
+                figures.append(Figure(
+                    f"(c) `bqrepo ingest` {size:,} events JSONL -> DuckDB, rows/s (wall, process start included)",
+                    f"{size / bq_wall:,.0f}", f"DuckDB read_json: {size / rj_wall:,.0f}",
+                    f"{rj_wall / bq_wall:.2f}x", ">= 150,000 rows/s", _met(size / bq_wall >= 150_000),
+                ))
+                figures.append(Figure(
+                    f"(c) peak RSS of that ingest, MiB", f"{bq_peak / 2**20:,.0f}",
+                    f"read_json: {rj_peak / 2**20:,.0f}", f"{bq_peak / rj_peak:.2f}x", "flat in file size", "",
+                ))
+                source.unlink()
+            if len(sizes) > 1:
+                small, large = min(sizes), max(sizes)
+                growth = peaks[large] / peaks[small]
+                figures.append(Figure(
+                    f"(c) peak RSS at {large:,} rows / at {small:,} rows", f"{growth:.2f}", "1.00 (flat)",
+                    f"{growth:.2f}x", "<= 1.10x", _met(growth <= 1.10),
+                ))
+
+    if args.standin:
+        n_load, n_dml = (200, 5) if args.quick else (5_000, 20)
+        print(f"(d): load writer {n_load:,} rows vs DML {n_dml} rows, on the stand-in", flush=True)
+        load_rate, dml_rate = load_vs_dml(n_load, n_dml)
+        print(f"  load {load_rate:,.0f} rows/s, DML {dml_rate:,.2f} rows/s", flush=True)
+        figures.append(Figure(
+            f"(d) anchor: load writer ({n_load:,} rows) vs DML INSERT through the dialect ({n_dml} rows), stand-in, rows/s",
+            f"{load_rate:,.0f}", f"DML: {dml_rate:,.1f}", f"{load_rate / dml_rate:,.0f}x",
+            "stays >> 1 (issue: 2,900x)", _met(load_rate / dml_rate >= 100),
+        ))
+
+    text = render(figures, notes, repeat)
+    print(text)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text, encoding="utf-8")
+    return 0
+
+
+#: Where the time goes and what would close the rest (cProfile and stage timings, 2026-11-26).
+ANALYSIS = [
+    "Where (a) goes, per row: validation (one pydantic-core call per batch, the string checks in "
+    "Rust; still 4 Python validator calls per event: the JSON object check, the id (canonical JSON + "
+    "SHA-1), the request-size bound, the timestamp) is about half; the rest is the streaming "
+    "encoding: `to_bigquery_row`, the sorted canonical JSON + SHA-256 of the insertId (its text also "
+    "gives the wire size now, so `json.dumps` no longer runs to measure), and the client's own "
+    "`json.dumps` of each request body. The seed path does one `json.dumps` per row and nothing "
+    "else: no ids, no checks.",
+    "What would close (a): (1) the remaining Python validators in Rust too (the timestamp as a core "
+    "aware-datetime, UTC conversion in one pass; the JSON object's checks); (2) an insertId hashed "
+    "from pydantic-core's `to_json` instead of the sort_keys `JSONEncoder`, which changes insertId "
+    "values (harmless: a one-minute window) but then needs the wire size measured separately, so it "
+    "only pays together with (3) building the insertAll body bytes ourselves instead of "
+    "`insert_rows_json`'s `json.dumps`. Even then ids, insertIds and checks cost more than the "
+    "seed's single `json.dumps`: 1.0x needs the per-row Python work gone entirely.",
+    "Where (c) goes: per 5,000-row batch the DuckDB file is opened and closed (NullPool, on purpose: "
+    "other processes get the file between statements), and the close checkpoints the WAL: about "
+    "6 us/row here, plus connect and commit; validation about 7-10 us/row; parsing (pydantic-core "
+    "`from_json`) about 2 us/row; Arrow conversion about 3 us/row. Holding one connection for the "
+    "whole ingest (commit per batch) would remove the per-batch open/checkpoint, at the price of "
+    "locking other processes out for the whole ingest (up to DUCKDB_LOCK_WAIT, 30 s): a design "
+    "decision left to the maintainers.",
+    "The machine is shared with four other benchmark and test runs (load average 5-9 on 2 cores): "
+    "wall-clock figures ((c), (d)) are noisier than CPU-second ones ((a), (b)).",
+]
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def render(figures: list[Figure], notes: list[str], repeat: int) -> str:
+    lines = [
+        "## Writes (benchmarks/bench_writes.py)",
+        "",
+        f"bqrepo measured: {_checkout()}. Machine: {machine()}. Best of {repeat} interleaved runs; ratios are bqrepo against the "
+        "baseline of the same run (rates: bqrepo / baseline; times and memory: bqrepo / baseline).",
+        "",
+        "| figure | bqrepo | baseline | ratio | target | met? |",
+        "|---|---|---|---|---|---|",
+        *(f"| {f.name} | {f.bqrepo} | {f.baseline} | {f.ratio} | {f.target} | {f.met} |" for f in figures),
+        "",
+        *(f"- {note}" for note in notes),
+        *(f"- {note}" for note in ANALYSIS),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
