@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, NamedTuple, TypeAlia
 import sqlalchemy as sa
 from pydantic_core import SchemaValidator, to_json
 from pydantic import (
+    BeforeValidator,
     AfterValidator,
     BaseModel,
     ConfigDict,
@@ -298,6 +299,22 @@ BQString = Annotated[str, AfterValidator(_fits_bigquery)]
 #: A string that must not be empty: ids and the parts of a series key.
 Key = Annotated[str, Field(min_length=1), AfterValidator(_fits_bigquery)]
 UtcTimestamp = Annotated[dt.datetime, AfterValidator(_aware_utc)]
+
+
+def _not_a_datetime(value: Any) -> Any:
+    """Refuse a ``datetime`` for a DATE: pydantic would take midnight as a date, zone or not.
+
+    A naive datetime is refused everywhere else (it is not assumed to be UTC);
+    a DATE column must not be the one place that quietly drops a time and its zone.
+    """
+    if isinstance(value, dt.datetime):
+        raise ValueError(
+            f"{value.isoformat()} is a datetime; a DATE takes a datetime.date or 'YYYY-MM-DD'"
+        )
+    return value
+
+
+CalendarDate = Annotated[dt.date, BeforeValidator(_not_a_datetime)]
 JsonObject = Annotated[dict[str, JsonValue], WrapValidator(_json_object)]
 
 
@@ -513,7 +530,7 @@ def _field_type(table: sa.Table, column: sa.Column[Any]) -> Any:
     if isinstance(kind, sa.Boolean):
         return bool
     if isinstance(kind, sa.Date):
-        return dt.date
+        return CalendarDate
     if isinstance(kind, sa.TIMESTAMP) and kind.timezone:
         return UtcTimestamp
     if isinstance(kind, sa.JSON):
