@@ -39,7 +39,7 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.pool import NullPool
 
 from bqrepo.endpoint import parse_endpoint
-from bqrepo.engine import DUCKDB_LOCK_WAIT, check_emulator_reachable, log_job, watch
+from bqrepo.engine import DUCKDB_LOCK_WAIT, check_emulator_reachable, log_job, prepare_own_statements, watch
 from bqrepo.errors import ConfigurationError, TransientError
 from bqrepo.settings import Settings, load_settings
 
@@ -330,7 +330,11 @@ class BigQueryBackend(Backend):
         url = self.settings.sqlalchemy_url.update_query_dict({"user_supplied_client": "true"})
         kwargs.setdefault("connect_args", {}).update({"client": self.client, "prefer_bqstorage_client": False})
         kwargs.setdefault("location", self.settings.location)
+        # Statements are compiled per execution, as the dialect asks, but for
+        # bqrepo's own (bqrepo.engine.PREPARED): see prepare_own_statements.
+        kwargs["query_cache_size"] = 0
         engine = sa.create_engine(url, **kwargs)
+        prepare_own_statements(engine)
         if self.settings.emulator_host:
             event.listen(engine, "connect", lambda *_: check_emulator_reachable(self.settings), once=True)
         event.listen(engine, "connect", self._location_check())

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bqrepo.engine import PREPARED
 from bqrepo.repositories._common import optional_equals, optional_text, plain_date, text, text_list
 from bqrepo.repositories.results import ComtradeTotal, IndicatorValue, LatestValue, SeriesPoint
 from bqrepo.repositories.timeseries import (
@@ -226,7 +227,7 @@ class ComtradeRepository:
                 return []
             name = "totals_selected"
         with self.engine.connect() as connection:
-            rows = connection.execute(self.statements[name], params).all()
+            rows = connection.execute(self.statements[name], params, execution_options=PREPARED).all()
         return [
             ComtradeTotal(row.period, row.commodity_code, row.trade_flow, row.value_usd, int(row.records))
             for row in rows

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bqrepo.engine import PREPARED
 from bqrepo.errors import InvalidArgumentError
 from bqrepo.repositories._common import positive_int
 from bqrepo.timeunits import earlier, later
@@ -124,5 +125,5 @@ class EntityMentionRepository:
             params["events_start"] = earlier(window_start, self.event_margin)
             params["events_end"] = later(now, self.event_margin)
         with self.engine.connect() as connection:
-            rows = connection.execute(trending_statements[metric], params).all()
-        return [TrendingEntity(row.entity_id, float(row.score), int(row.mentions)) for row in rows]
+            rows = connection.execute(trending_statements[metric], params, execution_options=PREPARED).all()
+        return [TrendingEntity(entity, float(score), int(mentions)) for entity, score, mentions in rows]
