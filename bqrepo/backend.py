@@ -39,7 +39,14 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.pool import NullPool
 
 from bqrepo.endpoint import parse_endpoint
-from bqrepo.engine import DUCKDB_LOCK_WAIT, check_emulator_reachable, log_job, watch
+from bqrepo.engine import (
+    DUCKDB_LOCK_WAIT,
+    PREPARED,
+    check_emulator_reachable,
+    log_job,
+    prepare_own_statements,
+    watch,
+)
 from bqrepo.errors import ConfigurationError, TransientError
 from bqrepo.settings import Settings, load_settings
 
@@ -298,7 +305,7 @@ class BigQueryBackend(Backend):
         self, connection: sa.Connection, statement: sa.Executable, params: Mapping[str, Any], job: QueryJob
     ) -> list[AnyRow]:
         """Run ``statement`` as a job with ``job``'s limit and labels."""
-        result = connection.execute(statement, params, execution_options={"job_config": self._job_config(job)})
+        result = connection.execute(statement, params, execution_options={**PREPARED, "job_config": self._job_config(job)})
         return list(result.all())
 
     def dry_run(
@@ -311,7 +318,7 @@ class BigQueryBackend(Backend):
         (:func:`_job_logging_client_class`), which is where the bytes are read.
         """
         config = self._job_config(job)
-        connection.execute(statement, params, execution_options={"job_config": config})
+        connection.execute(statement, params, execution_options={**PREPARED, "job_config": config})
         finished = config._bqrepo_job
         if finished is None:
             raise RuntimeError("the BigQuery client did not report the dry-run job (not bqrepo's client?)")
@@ -382,7 +389,11 @@ class BigQueryBackend(Backend):
         url = self.settings.sqlalchemy_url.update_query_dict({"user_supplied_client": "true"})
         kwargs.setdefault("connect_args", {}).update({"client": self.client, "prefer_bqstorage_client": False})
         kwargs.setdefault("location", self.settings.location)
+        # Statements are compiled per execution, as the dialect asks, but for
+        # bqrepo's own (bqrepo.engine.PREPARED): see prepare_own_statements.
+        kwargs["query_cache_size"] = 0
         engine = sa.create_engine(url, **kwargs)
+        prepare_own_statements(engine)
         if self.settings.emulator_host:
             event.listen(engine, "connect", lambda *_: check_emulator_reachable(self.settings), once=True)
         event.listen(engine, "connect", self._location_check())

