@@ -213,3 +213,44 @@ def test_engine_and_writer_share_the_client_on_the_standin(bigquery_settings: Se
         assert backend.client.get_table(backend.table_id(schema.events)).require_partition_filter
     finally:
         engine.dispose()
+
+
+def test_bqrepos_statements_compile_once_and_nobody_elses_do(bigquery_settings: Settings) -> None:
+    """The BigQuery dialect caches nothing by itself; bqrepo caches only its own statements.
+
+    Its statements carry no values at compile time, so a second call reuses
+    the compiled form (issue 13: under 20 us of compile work). A user's
+    statement on the same engine must still compile per execution, because
+    sqlalchemy-bigquery's compiler reads bound values (LIKE with ESCAPE,
+    Decimal precision); a cached form would send the first call's rewrite.
+    """
+    from sqlalchemy.engine import default
+
+    from bqrepo.repositories import EventRepository
+
+    migrate.upgrade(bigquery_settings)
+    engine = create_engine(bigquery_settings)
+    seen: list[object] = []
+
+    def record(_conn: object, _cursor: object, _statement: str, _params: object, context: object, _many: bool) -> None:
+        seen.append(getattr(context, "cache_hit", None))
+
+    sa.event.listen(engine, "after_cursor_execute", record)
+    try:
+        repo = EventRepository(engine)
+        end = dt.datetime(2024, 3, 8, tzinfo=dt.UTC)
+        for _ in range(2):
+            repo.recent(end - dt.timedelta(days=7), end, limit=5)
+        assert seen == [default.CACHE_MISS, default.CACHE_HIT]
+        seen.clear()
+        like = sa.select(sa.bindparam("text", type_=sa.String()).like(sa.bindparam("pattern", type_=sa.String()), escape="/"))
+        with engine.connect() as connection:
+            answers = [
+                connection.execute(like, {"text": "a_c", "pattern": "a/_c"}).scalar_one(),
+                connection.execute(like, {"text": "abc", "pattern": "a/_c"}).scalar_one(),
+                connection.execute(like, {"text": "abc", "pattern": "a_c"}).scalar_one(),
+            ]
+        assert answers == [True, False, True]
+        assert seen == [default.CACHING_DISABLED] * 3  # the engine cache is off (query_cache_size=0)
+    finally:
+        engine.dispose()
