@@ -215,6 +215,7 @@ def test_engine_and_writer_share_the_client_on_the_standin(bigquery_settings: Se
         engine.dispose()
 
 
+@pytest.mark.bigquery
 def test_bqrepos_statements_compile_once_and_nobody_elses_do(bigquery_settings: Settings) -> None:
     """The BigQuery dialect caches nothing by itself; bqrepo caches only its own statements.
 
