@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bqrepo.constructs import BucketSpec, seconds_between, time_bucket
-from bqrepo.cost import CostGuard, guarded, run_statement
+from bqrepo.cost import CostGuard, Fetched, guarded, run_statement
 from bqrepo.errors import InvalidArgumentError
 from bqrepo.repositories._common import (
     TIMESTAMP,
@@ -667,15 +667,16 @@ class TimeSeriesRepository:
                 raise InvalidArgumentError("columns", f"{name!r} is returned anyway (time or series column)")
         return tuple(_unique(columns))
 
-    def _dicts(self, rows: Sequence[sa.Row[Any]]) -> list[dict[str, Any]]:
-        """``result``'s rows as dicts, datetimes aware in UTC and JSON parsed.
+    def _dicts(self, fetched: Fetched) -> list[dict[str, Any]]:
+        """``fetched`` rows as dicts, datetimes aware in UTC and JSON parsed.
 
         The conversion of each column is looked up once per result, not per
         value: on a small table this loop is most of a call's Python time.
         """
+        rows = fetched.rows
         if not rows:
             return []
-        keys = list(rows[0]._fields)
+        keys = fetched.keys
         converters = [(index, converter) for index, key in enumerate(keys) if (converter := self._converter(key))]
         if not converters:
             return [dict(zip(keys, row)) for row in rows]
