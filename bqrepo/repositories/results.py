@@ -28,6 +28,8 @@ def utc(value: datetime | None) -> datetime | None:
     """An engine's aware timestamp as a ``datetime`` in ``datetime.UTC`` (DuckDB returns pytz UTC)."""
     if value is None:
         return None
+    if value.tzinfo is UTC:  # what DuckDB's reads and BigQuery's client give
+        return value
     if value.tzinfo is None:  # a TIMESTAMP column holds UTC instants
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
