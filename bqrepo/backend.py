@@ -274,12 +274,15 @@ class DuckDBBackend(Backend):
                 result = driver.execute(state.statement, bound)
                 keys = tuple(column[0] for column in result.description)
                 rows = None
-                if _fetches_columnar(result.description):
+                timestamps = _columnar_timestamps(result.description)
+                if timestamps and _timestamps_fetched.get(state.statement, _COLUMNAR_FROM) >= _COLUMNAR_FROM:
                     rows = _columnar_rows(result.fetchnumpy())
                     if rows is None:  # a timestamp Python cannot hold: the driver's own rows
                         result = driver.execute(state.statement, bound)
                 if rows is None:
                     rows = result.fetchall()
+                if timestamps:
+                    _timestamps_fetched[state.statement] = timestamps * len(rows)
                 return Fetched(keys, rows)
             except error as exc:  # as SQLAlchemy would raise it, with the SQL; then translated
                 raise sa.exc.DBAPIError.instance(state.statement, bound, exc, error, dialect=dialect) from exc
@@ -696,17 +699,27 @@ _TIMESTAMPTZ = "TIMESTAMP WITH TIME ZONE"
 _COLUMNAR_TYPES = frozenset({"VARCHAR", "JSON", "BIGINT", "INTEGER", "DOUBLE", "BOOLEAN", _TIMESTAMPTZ})
 
 
-def _fetches_columnar(description: Sequence[Any]) -> bool:
-    """Whether a result is fetched through numpy (:func:`_columnar_rows`) rather than as tuples.
+#: Timestamps in a result from which numpy's fetch pays for its fixed cost (~140 us, against
+#: ~1.5 us a timestamp saved): measured on 2 cores with duckdb 1.5 (benchmarks/results/queries_small.md).
+_COLUMNAR_FROM = 32
+# TIMESTAMPTZ values the last result of each SQL text held, to choose its next fetch.
+_timestamps_fetched: util.LRUCache[str, int] = util.LRUCache(1000)
+
+
+def _columnar_timestamps(description: Sequence[Any]) -> int:
+    """TIMESTAMPTZ columns of a result that may be fetched through numpy (:func:`_columnar_rows`), else 0.
 
     Why: the driver's ``fetchall`` makes each TIMESTAMPTZ value a datetime
     localized with pytz, about 2 us a value, more than the rest of a small
     query's Python work; its numpy form is one array per column. Only for
-    results with such a column, only of the types above, with unique names.
+    results of the types above, with unique names; only once the statement's
+    previous result had :data:`_COLUMNAR_FROM` timestamps (or on its first run),
+    since numpy's own fixed cost is higher than a few values' localizing.
     """
     types = [str(column[1]) for column in description]
-    names = {column[0] for column in description}
-    return _TIMESTAMPTZ in types and len(names) == len(types) and all(kind in _COLUMNAR_TYPES for kind in types)
+    if len({column[0] for column in description}) != len(types) or not all(kind in _COLUMNAR_TYPES for kind in types):
+        return 0
+    return types.count(_TIMESTAMPTZ)
 
 
 def _columnar_rows(arrays: Mapping[str, Any]) -> list[tuple[Any, ...]] | None:

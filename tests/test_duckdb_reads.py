@@ -84,6 +84,11 @@ def test_columnar_fetch_gives_the_drivers_values(engine: sa.Engine) -> None:
         assert all(_same(g, w) for g, w in zip(got, want)), (got, want)
         assert [g for g in got if not isinstance(g, float)] == [w for w in want if not isinstance(w, float)]
         assert all(value.tzinfo is UTC for value in got if isinstance(value, datetime))
+    # A result this small is fetched as the driver's tuples next time (numpy's fixed cost): the same values.
+    again = run_statement(engine, statement, {}, GUARD, "samples")
+    for got, want in zip(again, found):
+        assert all(_same(g, w) for g, w in zip(got, want)), (got, want)
+        assert [g for g in got if not isinstance(g, float)] == [w for w in want if not isinstance(w, float)]
 
 
 @pytest.mark.parametrize("instant", ["infinity", "-infinity", "10000-01-01 00:00:00+00"])
