@@ -256,6 +256,9 @@ class DuckDBBackend(Backend):
         which also expands IN lists), and errors are translated as the engine's
         are. A statement someone watches (``echo``, a ``before_cursor_execute``
         or ``after_cursor_execute`` listener) goes through SQLAlchemy instead.
+        Results with many TIMESTAMPTZ values are fetched as numpy arrays
+        (:func:`_columnar_timestamps`), whose values are the driver's but for
+        the timestamps' ``tzinfo``, ``datetime.UTC`` instead of pytz's UTC.
         """
         from bqrepo.cost import Fetched, fetch
 
@@ -272,9 +275,10 @@ class DuckDBBackend(Backend):
             try:
                 driver: Any = connection.connection.driver_connection
                 result = driver.execute(state.statement, bound)
-                keys = tuple(column[0] for column in result.description)
+                description = result.description
+                keys = tuple(column[0] for column in description)
                 rows = None
-                timestamps = _columnar_timestamps(result.description)
+                timestamps = _columnar_timestamps(description)
                 if timestamps and _timestamps_fetched.get(state.statement, _COLUMNAR_FROM) >= _COLUMNAR_FROM:
                     rows = _columnar_rows(result.fetchnumpy())
                     if rows is None:  # a timestamp Python cannot hold: the driver's own rows
@@ -702,7 +706,8 @@ _COLUMNAR_TYPES = frozenset({"VARCHAR", "JSON", "BIGINT", "INTEGER", "DOUBLE", "
 #: Timestamps in a result from which numpy's fetch pays for its fixed cost (~140 us, against
 #: ~1.5 us a timestamp saved): measured on 2 cores with duckdb 1.5 (benchmarks/results/queries_small.md).
 _COLUMNAR_FROM = 32
-# TIMESTAMPTZ values the last result of each SQL text held, to choose its next fetch.
+# TIMESTAMPTZ values the last result of each SQL text held, to choose its next fetch
+# (only a guess at the next result's size: either fetch gives the same values).
 _timestamps_fetched: util.LRUCache[str, int] = util.LRUCache(1000)
 
 
@@ -720,6 +725,11 @@ def _columnar_timestamps(description: Sequence[Any]) -> int:
     if len({column[0] for column in description}) != len(types) or not all(kind in _COLUMNAR_TYPES for kind in types):
         return 0
     return types.count(_TIMESTAMPTZ)
+
+
+# The instants a Python datetime can hold (and BigQuery's TIMESTAMP range).
+_FIRST_INSTANT = "0001-01-01T00:00:00"
+_LAST_INSTANT = "9999-12-31T23:59:59.999999"
 
 
 def _columnar_rows(arrays: Mapping[str, Any]) -> list[tuple[Any, ...]] | None:
@@ -753,10 +763,6 @@ def _columnar_rows(arrays: Mapping[str, Any]) -> list[tuple[Any, ...]] | None:
                 values[index] = None
         columns.append(values)
     return list(zip(*columns))
-
-
-_FIRST_INSTANT = "0001-01-01T00:00:00"
-_LAST_INSTANT = "9999-12-31T23:59:59.999999"
 
 
 def _duckdb_utc(dbapi_connection: Any, _record: Any) -> None:

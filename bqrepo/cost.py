@@ -91,7 +91,8 @@ class Fetched:
     Plain tuples rather than ``sa.Row``: the embedded engine's rows come
     straight from the driver (:meth:`bqrepo.backend.DuckDBBackend.run_query`),
     and a repository turns them into its own result types anyway. Values are
-    the driver's; the repositories convert timestamps and JSON.
+    as the driver or SQLAlchemy gives them (timestamps in UTC, with whichever
+    ``tzinfo``; JSON as text or parsed): the repositories convert them.
     """
 
     keys: tuple[str, ...]

@@ -38,8 +38,8 @@ def utc(value: datetime | None) -> datetime | None:
 def json_value(value: Any) -> Any:
     """A JSON column's value as Python data (drivers return text or parsed values).
 
-    pydantic-core's parser: the same values as :func:`json.loads` (big
-    integers stay exact), at about a third of the cost per value.
+    pydantic-core's parser: the same values as :func:`json.loads`, at about
+    a third of the cost per value.
     """
     if isinstance(value, (str, bytes)):
         return from_json(value)
