@@ -30,11 +30,12 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import event
+from sqlalchemy import event, util
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.pool import NullPool
 
@@ -42,6 +43,7 @@ from bqrepo.endpoint import parse_endpoint
 from bqrepo.engine import (
     DUCKDB_LOCK_WAIT,
     PREPARED,
+    backend_errors,
     check_emulator_reachable,
     log_job,
     prepare_own_statements,
@@ -51,7 +53,7 @@ from bqrepo.errors import ConfigurationError, TransientError
 from bqrepo.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from bqrepo.cost import AnyRow, QueryJob
+    from bqrepo.cost import Fetched, QueryJob
     from bqrepo.writers.bigquery_target import BigQueryTarget
     from bqrepo.writers.factory import Method
     from bqrepo.writers.result import Writer
@@ -158,12 +160,14 @@ class Backend(abc.ABC):
 
     def run_query(
         self, connection: sa.Connection, statement: sa.Executable, params: Mapping[str, Any], job: QueryJob
-    ) -> list[AnyRow]:
+    ) -> Fetched:
         """Run a repository statement as ``job`` (:mod:`bqrepo.cost`) and fetch its rows.
 
         Here: plainly, for an engine that bills nothing per query.
         """
-        return list(connection.execute(statement, params).all())
+        from bqrepo.cost import fetch
+
+        return fetch(connection, statement, params)
 
     def dry_run(
         self, connection: sa.Connection, statement: sa.Executable, params: Mapping[str, Any], job: QueryJob
@@ -226,10 +230,66 @@ class DuckDBBackend(Backend):
     def _engine(self, kwargs: dict[str, Any]) -> Engine:
         lock_wait = kwargs.pop("duckdb_lock_wait", DUCKDB_LOCK_WAIT)
         kwargs.setdefault("poolclass", NullPool)
+        if kwargs["poolclass"] is NullPool:
+            # The pool's rollback-on-return is for a connection that is reused;
+            # this one is closed next, and closing rolls back whatever is open.
+            # Without this, a checkout that began no transaction (a read, see
+            # run_query) pays for a rollback DuckDB refuses with an exception.
+            kwargs.setdefault("pool_reset_on_return", None)
         engine = sa.create_engine(self.settings.sqlalchemy_url, **kwargs)
         event.listen(engine, "connect", _duckdb_utc)
         event.listen(engine, "do_connect", _duckdb_connect_waiting(str(self.path), lock_wait))
         return engine
+
+    def run_query(
+        self, connection: sa.Connection, statement: sa.Executable, params: Mapping[str, Any], job: QueryJob
+    ) -> Fetched:
+        """Run a repository statement on the driver connection itself, outside a transaction.
+
+        Why not ``connection.execute``: on a ~1k-row table the statement takes
+        a few ms and SQLAlchemy's path around it added about half as much again:
+        a BEGIN and a ROLLBACK (statements of their own for DuckDB), the
+        execution context, a ``Row`` per row. A read needs no transaction of
+        ours: DuckDB runs a lone statement in its own. The SQL is SQLAlchemy's,
+        compiled once per dialect; values are bound per call as SQLAlchemy binds
+        them (:meth:`~sqlalchemy.sql.compiler.SQLCompiler.construct_expanded_state`,
+        which also expands IN lists), and errors are translated as the engine's
+        are. A statement someone watches (``echo``, a ``before_cursor_execute``
+        or ``after_cursor_execute`` listener) goes through SQLAlchemy instead.
+        Results with many TIMESTAMPTZ values are fetched as numpy arrays
+        (:func:`_columnar_timestamps`), whose values are the driver's but for
+        the timestamps' ``tzinfo``, ``datetime.UTC`` instead of pytz's UTC.
+        """
+        from bqrepo.cost import Fetched, fetch
+
+        engine = connection.engine
+        dispatch: Any = engine.dispatch
+        if engine.echo or dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+            return fetch(connection, statement, params, **PREPARED)
+        dialect = connection.dialect
+        state = _compiled(dialect, statement).construct_expanded_state(params, escape_names=False)
+        values, processors = state.parameters, state.processors
+        bound = [processors[key](values[key]) if key in processors else values[key] for key in state.positiontup or ()]
+        error = dialect.loaded_dbapi.Error
+        with backend_errors(self.describe()):
+            try:
+                driver: Any = connection.connection.driver_connection
+                result = driver.execute(state.statement, bound)
+                description = result.description
+                keys = tuple(column[0] for column in description)
+                rows = None
+                timestamps = _columnar_timestamps(description)
+                if timestamps and _timestamps_fetched.get(state.statement, _COLUMNAR_FROM) >= _COLUMNAR_FROM:
+                    rows = _columnar_rows(result.fetchnumpy())
+                    if rows is None:  # a timestamp Python cannot hold: the driver's own rows
+                        result = driver.execute(state.statement, bound)
+                if rows is None:
+                    rows = result.fetchall()
+                if timestamps:
+                    _timestamps_fetched[state.statement] = timestamps * len(rows)
+                return Fetched(keys, rows)
+            except error as exc:  # as SQLAlchemy would raise it, with the SQL; then translated
+                raise sa.exc.DBAPIError.instance(state.statement, bound, exc, error, dialect=dialect) from exc
 
     def _writer(self, bind: sa.Engine | sa.Connection, method: Method, load_threshold: int | None) -> Writer:
         # Every method: they name BigQuery mechanisms, and code that asks for
@@ -303,10 +363,11 @@ class BigQueryBackend(Backend):
 
     def run_query(
         self, connection: sa.Connection, statement: sa.Executable, params: Mapping[str, Any], job: QueryJob
-    ) -> list[AnyRow]:
+    ) -> Fetched:
         """Run ``statement`` as a job with ``job``'s limit and labels."""
-        result = connection.execute(statement, params, execution_options={**PREPARED, "job_config": self._job_config(job)})
-        return list(result.all())
+        from bqrepo.cost import fetch
+
+        return fetch(connection, statement, params, **PREPARED, job_config=self._job_config(job))
 
     def dry_run(
         self, connection: sa.Connection, statement: sa.Executable, params: Mapping[str, Any], job: QueryJob
@@ -618,6 +679,90 @@ def _observed_config_class() -> type[Any]:
             self._bqrepo_job: Any = None
 
     return ObservedQueryJobConfig
+
+
+# Repository statements compiled once per DuckDB dialect (run_query); bounded,
+# since a user may build a repository per table or per option.
+_compiled_statements: weakref.WeakKeyDictionary[Dialect, Any] = weakref.WeakKeyDictionary()
+
+
+def _compiled(dialect: Dialect, statement: sa.Executable) -> Any:
+    """``statement`` compiled for ``dialect``, from the cache (its compiled form depends on no value)."""
+    cache = _compiled_statements.get(dialect)
+    if cache is None:
+        cache = _compiled_statements.setdefault(dialect, util.LRUCache(1000))
+    compiled = cache.get(statement)
+    if compiled is None:
+        compiled = cache[statement] = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    return compiled
+
+
+_TIMESTAMPTZ = "TIMESTAMP WITH TIME ZONE"
+#: DuckDB result types whose numpy form gives back the values ``fetchall`` gives
+#: (DATE, DECIMAL and HUGEINT do not: they come back as datetimes or floats).
+_COLUMNAR_TYPES = frozenset({"VARCHAR", "JSON", "BIGINT", "INTEGER", "DOUBLE", "BOOLEAN", _TIMESTAMPTZ})
+
+
+#: Timestamps in a result from which numpy's fetch pays for its fixed cost (~140 us, against
+#: ~1.5 us a timestamp saved): measured on 2 cores with duckdb 1.5 (benchmarks/results/queries_small.md).
+_COLUMNAR_FROM = 32
+# TIMESTAMPTZ values the last result of each SQL text held, to choose its next fetch
+# (only a guess at the next result's size: either fetch gives the same values).
+_timestamps_fetched: util.LRUCache[str, int] = util.LRUCache(1000)
+
+
+def _columnar_timestamps(description: Sequence[Any]) -> int:
+    """TIMESTAMPTZ columns of a result that may be fetched through numpy (:func:`_columnar_rows`), else 0.
+
+    Why: the driver's ``fetchall`` makes each TIMESTAMPTZ value a datetime
+    localized with pytz, about 2 us a value, more than the rest of a small
+    query's Python work; its numpy form is one array per column. Only for
+    results of the types above, with unique names; only once the statement's
+    previous result had :data:`_COLUMNAR_FROM` timestamps (or on its first run),
+    since numpy's own fixed cost is higher than a few values' localizing.
+    """
+    types = [str(column[1]) for column in description]
+    if len({column[0] for column in description}) != len(types) or not all(kind in _COLUMNAR_TYPES for kind in types):
+        return 0
+    return types.count(_TIMESTAMPTZ)
+
+
+# The instants a Python datetime can hold (and BigQuery's TIMESTAMP range).
+_FIRST_INSTANT = "0001-01-01T00:00:00"
+_LAST_INSTANT = "9999-12-31T23:59:59.999999"
+
+
+def _columnar_rows(arrays: Mapping[str, Any]) -> list[tuple[Any, ...]] | None:
+    """Rows from ``fetchnumpy``'s arrays, TIMESTAMPTZ as datetimes in ``datetime.UTC``; ``None`` if one cannot be.
+
+    The arrays hold UTC instants (datetime64) and NULL as masked entries.
+    A value outside 0001-01-01 to 9999-12-31 (DuckDB's ``infinity``, a
+    year 10000) has no ``datetime``: the caller then fetches the driver's
+    own rows instead. (``MaskedArray.tolist`` would do the masking, at
+    twice the cost of the plain array's and a list of the masked places.)
+    """
+    import numpy
+
+    columns = []
+    for array in arrays.values():
+        mask = numpy.ma.getmask(array)
+        data = array if mask is numpy.ma.nomask else array.data
+        masked = [] if mask is numpy.ma.nomask else numpy.flatnonzero(mask).tolist()
+        if data.dtype.kind == "M":
+            data = data.astype("datetime64[us]", copy=False)
+            held = numpy.delete(data, masked) if masked else data
+            if held.size and (held.min() < numpy.datetime64(_FIRST_INSTANT) or held.max() > numpy.datetime64(_LAST_INSTANT)):
+                return None
+            values = data.tolist()
+            for index in masked:
+                values[index] = None
+            values = [value if value is None else value.replace(tzinfo=UTC) for value in values]
+        else:
+            values = data.tolist()
+            for index in masked:
+                values[index] = None
+        columns.append(values)
+    return list(zip(*columns))
 
 
 def _duckdb_utc(dbapi_connection: Any, _record: Any) -> None:

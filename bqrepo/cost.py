@@ -49,7 +49,6 @@ from typing import (
     Concatenate,
     ParamSpec,
     Protocol,
-    TypeAlias,
     TypeVar,
 )
 
@@ -71,20 +70,44 @@ if TYPE_CHECKING:
     from bqrepo.backend import Backend
 
 __all__ = [
-    "AnyRow",
     "CostGuard",
     "Estimate",
+    "Fetched",
     "QueryJob",
     "StatementEstimate",
     "dry_run",
     "estimate",
+    "fetch",
     "guarded",
     "query_options",
     "run_statement",
 ]
 
-AnyRow: TypeAlias = sa.Row[*tuple[Any, ...]]
-"""A result row of any width (what the repositories' ``Select[Any]`` statements return)."""
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """What a statement returned: its rows as plain tuples, and their column names.
+
+    Plain tuples rather than ``sa.Row``: the embedded engine's rows come
+    straight from the driver (:meth:`bqrepo.backend.DuckDBBackend.run_query`),
+    and a repository turns them into its own result types anyway. Values are
+    as the driver or SQLAlchemy gives them (timestamps in UTC, with whichever
+    ``tzinfo``; JSON as text or parsed): the repositories convert them.
+    """
+
+    keys: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """Each row as a dict by column name."""
+        keys = self.keys
+        return [dict(zip(keys, row)) for row in self.rows]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -322,7 +345,7 @@ def guarded(method: Callable[Concatenate[R, P], T]) -> Callable[Concatenate[R, P
 
 def run_statement(
     engine: sa.Engine, statement: sa.Executable, params: Mapping[str, Any], guard: CostGuard, method: str
-) -> list[AnyRow]:
+) -> Fetched:
     """The one way repositories send a statement: with its job's limit and labels, or as a dry run.
 
     ``guard`` and ``method`` name the job unless a :func:`guarded` call
@@ -347,12 +370,20 @@ def run_statement(
         else:  # nothing to ask: not even a connection (which would create a DuckDB file)
             collecting.available = False
         collecting.statements.append(StatementEstimate(job.repository, job.method, found))
-        return []
+        return Fetched((), [])
     with engine.connect() as connection:
         try:
             if backend is None:
-                return list(connection.execute(statement, params).all())
+                return fetch(connection, statement, params)
             return backend.run_query(connection, statement, params, job)
         except BytesBilledLimitError as exc:
             limit = exc.limit if exc.limit is not None else job.maximum_bytes_billed
             raise BytesBilledLimitError(exc.estimate, limit, f"{job.repository}.{job.method}") from exc
+
+
+def fetch(
+    connection: sa.Connection, statement: sa.Executable, params: Mapping[str, Any], **options: Any
+) -> Fetched:
+    """Run ``statement`` through SQLAlchemy (``options``: execution options) and keep its rows as tuples."""
+    result = connection.execute(statement, params, execution_options=options)
+    return Fetched(tuple(result.keys()), [tuple(row) for row in result])

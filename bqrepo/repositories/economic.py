@@ -260,6 +260,6 @@ class ComtradeRepository:
             name = "totals_selected"
         rows = run_statement(self.engine, self.statements[name], params, self.cost, "totals")
         return [
-            ComtradeTotal(row.period, row.commodity_code, row.trade_flow, row.value_usd, int(row.records))
-            for row in rows
+            ComtradeTotal(row["period"], row["commodity_code"], row["trade_flow"], row["value_usd"], int(row["records"]))
+            for row in rows.dicts()
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -37,6 +38,8 @@ __all__ = [
 
 _FILTERS = ("event_type", "source_name")
 _RISK: tuple[tuple[Aggregate, str], ...] = (("avg", "avg_risk"), ("max", "max_risk"), ("count", "event_count"))
+
+_RECENT_FIELDS = tuple(field.name for field in dataclasses.fields(RecentEvent))
 
 recent_statement: sa.Select[Any] = rows_statement(events, _FILTERS)
 """Parameters: ``start``, ``end`` (TIMESTAMP), ``event_type``, ``source_name`` (STRING or NULL), ``limit``.
@@ -121,8 +124,10 @@ class EventRepository:
         """Events with ``start <= mentioned_at < end``, newest first (ties by id), at most ``limit``."""
         start, end = aware("start", start), aware("end", end)
         where = {"event_type": optional_text("event_type", event_type), "source_name": optional_text("source_name", source_name)}
-        rows = self._events.rows(start, end, where=where, limit=positive_int("limit", limit))
-        return [RecentEvent(**row) for row in rows]
+        found = self._events.row_values(start, end, where=where, limit=positive_int("limit", limit))
+        if found.keys == _RECENT_FIELDS:  # the columns in the fields' order: no dict per row
+            return [RecentEvent(*row) for row in found]
+        return [RecentEvent(**row) for row in found.dicts()]
 
     @guarded
     def risk_trends(

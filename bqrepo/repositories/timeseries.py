@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bqrepo.constructs import BucketSpec, seconds_between, time_bucket
-from bqrepo.cost import CostGuard, guarded, run_statement
+from bqrepo.cost import CostGuard, Fetched, guarded, run_statement
 from bqrepo.errors import InvalidArgumentError
 from bqrepo.repositories._common import (
     TIMESTAMP,
@@ -667,25 +667,27 @@ class TimeSeriesRepository:
                 raise InvalidArgumentError("columns", f"{name!r} is returned anyway (time or series column)")
         return tuple(_unique(columns))
 
-    def _dicts(self, rows: Sequence[sa.Row[Any]]) -> list[dict[str, Any]]:
-        """``result``'s rows as dicts, datetimes aware in UTC and JSON parsed.
+    def _dicts(self, fetched: Fetched) -> list[dict[str, Any]]:
+        """``fetched`` rows as dicts, datetimes aware in UTC and JSON parsed."""
+        return self._converted(fetched).dicts()
+
+    def _converted(self, fetched: Fetched) -> Fetched:
+        """``fetched`` with datetimes aware in UTC and JSON parsed.
 
         The conversion of each column is looked up once per result, not per
         value: on a small table this loop is most of a call's Python time.
         """
-        if not rows:
-            return []
-        keys = list(rows[0]._fields)
+        rows, keys = fetched.rows, fetched.keys
         converters = [(index, converter) for index, key in enumerate(keys) if (converter := self._converter(key))]
-        if not converters:
-            return [dict(zip(keys, row)) for row in rows]
+        if not rows or not converters:
+            return fetched
         found = []
         for row in rows:
             values = list(row)
             for index, converter in converters:
                 values[index] = converter(values[index])
-            found.append(dict(zip(keys, values)))
-        return found
+            found.append(tuple(values))
+        return Fetched(keys, found)
 
     def _converter(self, name: str) -> Callable[[Any], Any] | None:
         column = self.table.c.get(name)
@@ -714,6 +716,18 @@ class TimeSeriesRepository:
         ``where`` maps STRING columns to a value they must equal (``None``:
         no filter on that column). Datetimes come back aware in UTC, JSON parsed.
         """
+        return self.row_values(start, end, where=where, limit=limit, newest_first=newest_first).dicts()
+
+    def row_values(
+        self,
+        start: date | datetime,
+        end: date | datetime,
+        *,
+        where: Mapping[str, str | None] | None = None,
+        limit: int = 100,
+        newest_first: bool = True,
+    ) -> Fetched:
+        """:meth:`rows` as tuples with their column names, for a result class built positionally."""
         params: dict[str, Any] = {"start": self._time("start", start), "end": self._time("end", end)}
         filters = self._filters(where)
         params.update({equals_param(name): value for name, value in filters.items()})
@@ -721,7 +735,7 @@ class TimeSeriesRepository:
         if not isinstance(newest_first, bool):
             raise InvalidArgumentError("newest_first", f"must be a bool, got {type(newest_first).__name__}")
         statement = rows_statement(self.table, tuple(filters), newest_first)
-        return self._dicts(run_statement(self.engine, statement, params, self.cost, "rows"))
+        return self._converted(run_statement(self.engine, statement, params, self.cost, "rows"))
 
     @guarded
     def buckets(
