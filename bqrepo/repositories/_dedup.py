@@ -36,6 +36,8 @@ import sqlalchemy as sa
 from sqlalchemy.sql import ColumnElement, operators
 from sqlalchemy.sql.elements import UnaryExpression
 
+from bqrepo.constructs import first_per_group
+
 __all__ = ["ROW_NUMBER_COLUMN", "latest_versions"]
 
 ROW_NUMBER_COLUMN = "_version_rank"
@@ -63,13 +65,18 @@ def latest_versions(
     duplicates) are broken arbitrarily, which is harmless because duplicates
     carry the same values.
     """
-    rank = (
-        sa.func.row_number()
-        .over(partition_by=table.c.id, order_by=explicit_null_order(newest_first))
-        .label(ROW_NUMBER_COLUMN)
-    )
+    order = explicit_null_order(newest_first)
+    rank = sa.func.row_number().over(partition_by=table.c.id, order_by=order).label(ROW_NUMBER_COLUMN)
     selected = [table.c[column] for column in columns] if columns is not None else list(table.c)
-    versions = sa.select(*selected, rank).where(where).subquery(f"{name or table.name}_versions")
+    versions = first_per_group(
+        sa.select(*selected, rank).where(where),
+        f"{name or table.name}_versions",
+        source=table,
+        where=where,
+        partition_by=[table.c.id],
+        order_by=order,
+        first_row={ROW_NUMBER_COLUMN: sa.literal_column("1", sa.Integer())},
+    )
     latest = sa.select(*(versions.c[column.name] for column in selected)).where(
         versions.c[ROW_NUMBER_COLUMN] == sa.literal_column("1", sa.Integer())
     )

@@ -40,7 +40,7 @@ from typing import Any, Literal, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bqrepo.constructs import BucketSpec, seconds_between, time_bucket
+from bqrepo.constructs import BucketSpec, first_per_group, seconds_between, time_bucket
 from bqrepo.cost import CostGuard, guarded, run_statement
 from bqrepo.errors import InvalidArgumentError
 from bqrepo.repositories._common import (
@@ -364,16 +364,32 @@ def newest_per(
             .over(partition_by=[latest.c[key] for key in keys], order_by=latest.c[time].desc())
             .label("_date_rank")
         )
-        ranked_rows = sa.select(*(latest.c[name] for name in outputs), rank).subquery("ranked")
+        ranked_rows = first_per_group(
+            sa.select(*(latest.c[name] for name in outputs), rank),
+            "ranked",
+            source=latest,
+            where=None,
+            partition_by=[latest.c[key] for key in keys],
+            order_by=[latest.c[time].desc()],
+            first_row={"_date_rank": sa.literal_column("1", sa.Integer())},
+        )
         chosen: list[sa.ColumnElement[bool]] = [ranked_rows.c._date_rank == sa.literal_column("1", sa.Integer())]
     else:
         newest = sa.func.max(latest.c[time]).over(partition_by=[latest.c[key] for key in keys])
         first = sa.func.min(latest.c[tiebreak]).over(partition_by=[*(latest.c[key] for key in keys), latest.c[time]])
-        ranked_rows = sa.select(
-            *(latest.c[name] for name in _unique([*outputs, tiebreak])),
-            newest.label("_newest_time"),
-            first.label("_first_of_time"),
-        ).subquery("ranked")
+        ranked_rows = first_per_group(
+            sa.select(
+                *(latest.c[name] for name in _unique([*outputs, tiebreak])),
+                newest.label("_newest_time"),
+                first.label("_first_of_time"),
+            ),
+            "ranked",
+            source=latest,
+            where=None,
+            partition_by=[latest.c[key] for key in keys],
+            order_by=[latest.c[time].desc(), latest.c[tiebreak].asc()],
+            first_row={"_newest_time": time, "_first_of_time": tiebreak},
+        )
         chosen = [
             ranked_rows.c[time] == ranked_rows.c._newest_time,
             ranked_rows.c[tiebreak] == ranked_rows.c._first_of_time,
