@@ -519,7 +519,8 @@ def _duckdb_first_per_group(element: FirstPerGroup) -> sa.Select[Any] | None:
         chosen = picked.subquery(first_name)
 
         def column(name: str) -> ColumnElement[Any]:
-            return source.c[name]
+            found: ColumnElement[Any] = source.c[name]
+            return found
 
         frm: sa.FromClause = source.join(chosen, row_id == chosen.c._first_row)
     else:
@@ -560,7 +561,7 @@ def _first_per_group_duckdb_compile(element: FirstPerGroup, compiler: Any, **kw:
         return str(compiler.visit_subquery(element, **kw))
     from_linter = kw.pop("from_linter", None)
     if from_linter is not None:
-        from_linter.froms[element._de_clone()] = element.name
+        from_linter.froms[element._de_clone()] = element.name  # type: ignore[no-untyped-call]
     for flag in ("asfrom", "subquery", "enclosing_alias"):
         kw.pop(flag, None)
     inner = compiler.process(form, asfrom=True, enclosing_alias=element, **kw)
