@@ -30,7 +30,11 @@ import sqlalchemy as sa
 
 from bqrepo.engine import create_engine
 from bqrepo.migrate import upgrade
-from bqrepo.repositories import EntityMentionRepository, EventRepository, TimeSeriesRepository
+from bqrepo.repositories import (
+    EntityMentionRepository,
+    EventRepository,
+    TimeSeriesRepository,
+)
 from bqrepo.schema import entity_mentions
 from bqrepo.settings import Settings
 from bqrepo.writers import BigQueryTarget

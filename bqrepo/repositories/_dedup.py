@@ -25,6 +25,16 @@ stand-in). A leading non-NULL boolean key states the NULL placement as data:
 an optimizer that keeps the window sorts by it, one that rewrites it into an
 aggregate compares it first, and either way a set value beats a NULL. It also
 makes the answer independent of each engine's default NULL placement.
+
+On DuckDB the same question is asked differently: the ranked subquery is a
+:class:`~bqrepo.constructs.FirstPerGroup`, which DuckDB compiles to one plain
+``arg_min(rowid, <key>)`` per id joined back to the table, the key being
+the sort keys folded into one never-NULL value (``x IS NULL ASC, x DESC
+NULLS LAST`` becomes ``coalesce(-x, <beyond every value>)``). It skips the
+window's sort (and the rewrite above, with its ``arg_max_nulls_last``);
+benchmarks/results/queries.md has the speed. Every other engine compiles
+the window form unchanged. tests/test_dedup_threads.py holds each engine's
+form to the right answer on data shaped to trigger the thread bug.
 """
 
 from __future__ import annotations

@@ -356,6 +356,11 @@ def newest_per(
     DuckDB 1.5's ``top_n_window_elimination`` (embedded and inside the
     stand-in) rewrites the latter into an aggregate that was seen to ignore
     the second sort key, returning a different row from run to run.
+
+    Either way the ranked rows are a :class:`~bqrepo.constructs.FirstPerGroup`:
+    DuckDB runs them as one ``arg_min`` per series over ``row(-time, tiebreak)``
+    (the windows cost it a sort of every row); the enclosing filter is
+    the same on every engine.
     """
     outputs = [*keys, *value_columns]
     if tiebreak is None:
