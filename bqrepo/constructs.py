@@ -1,4 +1,4 @@
-"""Portable SQL constructs: time buckets and timestamp differences.
+"""Portable SQL constructs: time buckets, timestamp differences, the first row per group.
 
 Why constructs: BigQuery, DuckDB and PostgreSQL disagree on exactly the
 defaults that decide a time-series answer. ``TIMESTAMP_BUCKET`` counts from
@@ -16,6 +16,11 @@ engine computes the same boundaries:
 Other dialects fail to compile with a :class:`~sqlalchemy.exc.CompileError`
 that names the construct, never with SQL that silently means something else.
 
+:class:`FirstPerGroup` is portable in another sense: every engine answers
+its window form (``ROW_NUMBER() ... = 1``) alike, but DuckDB runs it as a
+sort, or through an optimizer rewrite with a known bug; there it compiles to
+an ``arg_min`` aggregate instead (see the class).
+
 :class:`BucketSpec` is also the Python side of the same arithmetic
 (:meth:`BucketSpec.floor`, :meth:`BucketSpec.following`, both from
 :mod:`bqrepo.timeunits`), used to fill empty buckets without another query.
@@ -24,6 +29,7 @@ that names the construct, never with SQL that silently means something else.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,8 +37,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import ColumnElement, roles
+from sqlalchemy.sql import ColumnElement, operators, roles
 from sqlalchemy.sql import coercions
+from sqlalchemy.sql.elements import BinaryExpression, Null, UnaryExpression
+from sqlalchemy.sql.selectable import Subquery
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from bqrepo import timeunits
@@ -42,8 +50,10 @@ __all__ = [
     "EPOCH",
     "BucketSpec",
     "CalendarBucket",
+    "FirstPerGroup",
     "FixedBucket",
     "SecondsBetween",
+    "first_per_group",
     "seconds_between",
     "time_bucket",
 ]
@@ -339,3 +349,221 @@ def _seconds_between_postgresql(element: SecondsBetween, compiler: Any, **kw: An
     later = compiler.process(element.later, **kw)
     earlier = compiler.process(element.earlier, **kw)
     return f"CAST(EXTRACT(EPOCH FROM ({later}) - ({earlier})) AS DOUBLE PRECISION)"
+
+
+# --- the first row per group --------------------------------------------------------
+
+
+class FirstPerGroup(Subquery):
+    """Rows ranked within groups by window columns, of which the enclosing query keeps the first per group.
+
+    Built by :func:`first_per_group` around the portable form: a SELECT
+    whose window columns (``ROW_NUMBER() OVER (PARTITION BY ... ORDER BY
+    ...)``, ``MAX(...) OVER (...)``) the enclosing query filters down to
+    the first row of each group (``rank = 1``). Every dialect but DuckDB
+    compiles exactly that subquery: the BigQuery SQL is the same text as
+    without the construct.
+
+    Why DuckDB differs: DuckDB 1.5.6 either sorts every row for the window
+    or, for ``ROW_NUMBER() ... = 1``, applies ``top_n_window_elimination``,
+    an ``arg_max_nulls_last`` per group joined back to a second scan, which
+    with several threads sometimes keeps a row whose sort key is NULL and
+    was seen to ignore a second sort key. On DuckDB the subquery is
+    therefore one plain ``arg_min`` per group, over a sort key built from
+    ``order_by`` that is never NULL (:func:`_ascending_key`): a nullable
+    key travels with its NULL placement folded into a value beyond every
+    real one, and several keys compare as one ``row(...)`` struct. From a
+    table, ``arg_min`` picks each group's ``rowid``, joined back to the
+    table (the table's columns are not carried through the aggregate);
+    from a subquery, it carries the needed columns in a struct. The
+    window columns become their value on the chosen row (``first_row``),
+    so the enclosing filter still holds for exactly that row. Sort keys
+    outside that pattern (a descending string, a nullable key without an
+    explicit NULL placement) keep the portable form on DuckDB too.
+
+    Ties in the sort keys are broken arbitrarily by both forms.
+    """
+
+    inherit_cache = True
+
+    source: sa.FromClause
+    where: ColumnElement[bool] | None
+    partition_by: tuple[ColumnElement[Any], ...]
+    order_by: tuple[ColumnElement[Any], ...]
+    first_row: dict[str, str | ColumnElement[Any]]
+
+
+def first_per_group(
+    ranked: sa.Select[Any],
+    name: str,
+    *,
+    source: sa.FromClause,
+    where: ColumnElement[bool] | None,
+    partition_by: Sequence[ColumnElement[Any]],
+    order_by: Sequence[ColumnElement[Any]],
+    first_row: Mapping[str, str | ColumnElement[Any]],
+) -> FirstPerGroup:
+    """``ranked.subquery(name)``, as a :class:`FirstPerGroup` that DuckDB runs as an aggregate.
+
+    ``ranked`` selects columns of ``source`` (by their names) filtered by
+    ``where``, plus window columns over ``partition_by`` ordered by
+    ``order_by``. ``first_row`` gives each window column's value on the
+    first row of its group: another column's name, or a literal (a
+    ``ROW_NUMBER`` is 1 there).
+    """
+    portable = ranked.subquery(name)
+    first = FirstPerGroup._construct(portable.element, name=name)
+    first.source = source
+    first.where = where
+    first.partition_by = tuple(partition_by)
+    first.order_by = tuple(order_by)
+    first.first_row = dict(first_row)
+    return first
+
+
+_DIRECTIONS = {operators.asc_op: False, operators.desc_op: True}
+_NULL_ORDER = (operators.nulls_first_op, operators.nulls_last_op)
+
+
+def _sort_key(key: ColumnElement[Any]) -> tuple[ColumnElement[Any], bool, Any]:
+    """``key`` as (value, descending, NULLS modifier or None)."""
+    value, descending, nulls = key, False, None
+    while isinstance(value, UnaryExpression) and (value.modifier in _DIRECTIONS or value.modifier in _NULL_ORDER):
+        if value.modifier in _NULL_ORDER:
+            nulls = value.modifier
+        else:
+            descending = _DIRECTIONS[value.modifier]
+        value = value.element
+    return value, descending, nulls
+
+
+def _null_test(key: ColumnElement[Any]) -> ColumnElement[Any] | None:
+    """``x`` when ``key`` is ``x IS NULL ASC`` (NULLs last, :func:`~bqrepo.repositories._dedup.explicit_null_order`)."""
+    value, descending, _nulls = _sort_key(key)
+    if (
+        not descending
+        and isinstance(value, BinaryExpression)
+        and value.operator is operators.is_
+        and isinstance(value.right, Null)
+    ):
+        return value.left
+    return None
+
+
+#: Beyond every negated value: epoch microseconds of a TIMESTAMP are within +-2.6e17.
+_AFTER_EPOCH_US = sa.literal_column("9223372036854775807", sa.BigInteger())
+_EXACT_INTEGER = sa.Numeric(38, 0)
+
+
+def _negated(value: ColumnElement[Any]) -> tuple[ColumnElement[Any], ColumnElement[Any]] | None:
+    """``value`` as a number that sorts in reverse, and a number beyond all of them; None: no such number."""
+    kind = value.type
+    if isinstance(kind, sa.DateTime):
+        return -sa.func.epoch_us(value, type_=sa.BigInteger()), _AFTER_EPOCH_US
+    if isinstance(kind, sa.Date):
+        return -sa.func.epoch_us(sa.cast(value, sa.DateTime()), type_=sa.BigInteger()), _AFTER_EPOCH_US
+    if isinstance(kind, sa.Integer):  # in DECIMAL(38, 0): -(-2**63) does not fit an INT64
+        after = sa.cast(sa.literal_column(str(2**63 + 1)), _EXACT_INTEGER)
+        return -sa.cast(value, _EXACT_INTEGER), after
+    return None
+
+
+def _ascending_key(order_by: Sequence[ColumnElement[Any]]) -> ColumnElement[Any] | None:
+    """One never-NULL value whose smallest is the first row in ``order_by``; None: not expressible.
+
+    ``x IS NULL ASC, x DESC NULLS LAST`` (newest first, NULLs last) becomes
+    ``coalesce(-x, <beyond>)``; ``x ASC`` stays ``x`` and ``x DESC`` becomes
+    ``-x`` for a value known to be NOT NULL (a nullable one would be skipped
+    by ``arg_min``). Several parts compare as one ``row(...)``.
+    """
+    parts: list[ColumnElement[Any]] = []
+    index = 0
+    while index < len(order_by):
+        tested = _null_test(order_by[index])
+        if tested is not None and index + 1 < len(order_by):
+            value, descending, nulls = _sort_key(order_by[index + 1])
+            negated = _negated(value)
+            if value.compare(tested) and descending and nulls is operators.nulls_last_op and negated is not None:
+                parts.append(sa.func.coalesce(negated[0], negated[1]))
+                index += 2
+                continue
+        value, descending, _nulls = _sort_key(order_by[index])
+        if getattr(value, "nullable", True):
+            return None
+        if descending:
+            negated = _negated(value)
+            if negated is None:
+                return None
+            value = negated[0]
+        parts.append(value)
+        index += 1
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else sa.func.row(*parts)
+
+
+def _duckdb_first_per_group(element: FirstPerGroup) -> sa.Select[Any] | None:
+    """The aggregate form of ``element`` for DuckDB (class docstring); None: keep the portable form."""
+    key = _ascending_key(element.order_by)
+    if key is None:
+        return None
+    source, where = element.source, element.where
+    names = list(element.element.selected_columns.keys())
+    first_name = f"{element.name}_first"
+    chosen: sa.Subquery
+    if isinstance(source, sa.Table):
+        row_id = sa.column("rowid", sa.BigInteger(), _selectable=source)
+        picked = sa.select(sa.func.arg_min(row_id, key).label("_first_row")).group_by(*element.partition_by)
+        if where is not None:
+            picked = picked.where(where)
+        chosen = picked.subquery(first_name)
+
+        def column(name: str) -> ColumnElement[Any]:
+            found: ColumnElement[Any] = source.c[name]
+            return found
+
+        frm: sa.FromClause = source.join(chosen, row_id == chosen.c._first_row)
+    else:
+        grouped = [column.name for column in element.partition_by if isinstance(column, sa.ColumnClause)]
+        if len(grouped) != len(element.partition_by):
+            return None
+        wanted = [element.first_row.get(name, name) for name in names]
+        carried = list(dict.fromkeys(n for n in wanted if isinstance(n, str) and n not in grouped))
+        if not carried:
+            return None
+        payload = sa.func.row(*(source.c[name] for name in carried))
+        picked = sa.select(*(source.c[name] for name in grouped), sa.func.arg_min(payload, key).label("_first"))
+        if where is not None:
+            picked = picked.where(where)
+        chosen = picked.group_by(*(source.c[name] for name in grouped)).subquery(first_name)
+
+        def column(name: str) -> ColumnElement[Any]:
+            if name in grouped:
+                return chosen.c[name]
+            field = sa.literal_column(str(carried.index(name) + 1), sa.Integer())
+            return sa.func.struct_extract(chosen.c._first, field, type_=source.c[name].type)
+
+        frm = chosen
+    selected = []
+    for name in names:
+        value = element.first_row.get(name, name)
+        selected.append((column(value) if isinstance(value, str) else value).label(name))
+    statement = sa.select(*selected).select_from(frm)
+    if where is not None and isinstance(source, sa.Table):
+        statement = statement.where(where)  # lets the second scan skip row groups too
+    return statement
+
+
+@compiles(FirstPerGroup, "duckdb")
+def _first_per_group_duckdb_compile(element: FirstPerGroup, compiler: Any, **kw: Any) -> str:
+    form = _duckdb_first_per_group(element) if kw.get("asfrom") and not kw.get("lateral") else None
+    if form is None:
+        return str(compiler.visit_subquery(element, **kw))
+    from_linter = kw.pop("from_linter", None)
+    if from_linter is not None:
+        from_linter.froms[element._de_clone()] = element.name  # type: ignore[no-untyped-call]
+    for flag in ("asfrom", "subquery", "enclosing_alias"):
+        kw.pop(flag, None)
+    inner = compiler.process(form, asfrom=True, enclosing_alias=element, **kw)
+    alias = compiler.preparer.format_alias(element, element.name)
+    return f"({inner}){compiler.get_render_as_alias_suffix(alias)}"

@@ -9,7 +9,7 @@ compared with plain Python arithmetic written here.
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -247,3 +247,64 @@ def test_same_answers_on_postgresql(legacy_postgres: Any) -> None:
         _check_engine(engine)
     finally:
         engine.dispose()
+
+
+# --- FirstPerGroup ------------------------------------------------------------------------
+
+_VERSIONS: dict[str, tuple[sa.types.TypeEngine[Any], list[Any]]] = {
+    # Each list runs from the oldest version to the newest; None sorts before all of them.
+    "integer": (sa.BigInteger(), [-(2**63), -1, 0, 2**63 - 1]),
+    "date": (sa.Date(), [date(1, 1, 1), date(1969, 12, 31), date(1970, 1, 1), date(9999, 12, 31)]),
+    "timestamp": (
+        TS,
+        [datetime(1, 1, 1, tzinfo=UTC), datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+         EPOCH, datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(_VERSIONS))
+def test_first_per_group_on_duckdb_keeps_the_newest_non_null_version(kind: str, duckdb_settings: Settings) -> None:
+    """The aggregate form (arg_min over a NULL-free key) picks what ``version DESC NULLS LAST`` picks,
+    at the ends of each type's range and for ids whose only versions are NULL."""
+    from bqrepo.repositories._dedup import latest_versions
+
+    version_type, values = _VERSIONS[kind]
+    table = sa.Table(
+        "versions", sa.MetaData(),
+        sa.Column("id", sa.String, nullable=False), sa.Column("at", sa.Integer, nullable=False),
+        sa.Column("version", version_type), sa.Column("payload", sa.String),
+    )
+    rows = [{"id": "only-null", "version": None, "payload": "only-null"}]
+    for index, value in enumerate(values):
+        rows += [
+            {"id": f"beats-null-{index}", "version": value, "payload": "newest"},
+            {"id": f"beats-null-{index}", "version": None, "payload": "null"},
+            {"id": f"beats-older-{index}", "version": value, "payload": "newest"},
+            *({"id": f"beats-older-{index}", "version": older, "payload": "older"} for older in values[:index]),
+        ]
+    engine = create_engine(duckdb_settings)
+    try:
+        with engine.begin() as connection:
+            table.create(connection)
+            connection.execute(table.insert(), [{"at": 1, **row} for row in rows])
+        latest = latest_versions(table, table.c.at >= sa.bindparam("since", type_=sa.Integer()), [table.c.version.desc().nulls_last()])
+        statement = sa.select(latest.c.id, latest.c.payload)
+        assert "arg_min" in str(statement.compile(dialect=engine.dialect))
+        with engine.connect() as connection:
+            found = dict(connection.execute(statement, {"since": 0}).all())
+    finally:
+        engine.dispose()
+    expected = {row["id"]: "newest" for row in rows}
+    expected["only-null"] = "only-null"
+    assert found == expected
+
+
+def test_first_per_group_keeps_the_window_where_no_null_free_key_exists() -> None:
+    """A descending string key has no arithmetic reverse: DuckDB keeps the portable window form."""
+    from bqrepo.repositories._dedup import latest_versions
+
+    table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.String, nullable=False), sa.Column("name", sa.String, nullable=False))
+    latest = latest_versions(table, table.c.name >= sa.bindparam("low", type_=sa.String()), [table.c.name.desc()])
+    duck = str(sa.select(latest.c.id).compile(dialect=sa.create_engine("duckdb:///:memory:").dialect))
+    assert "row_number() OVER" in duck and "arg_min" not in duck

@@ -25,6 +25,16 @@ stand-in). A leading non-NULL boolean key states the NULL placement as data:
 an optimizer that keeps the window sorts by it, one that rewrites it into an
 aggregate compares it first, and either way a set value beats a NULL. It also
 makes the answer independent of each engine's default NULL placement.
+
+On DuckDB the same question is asked differently: the ranked subquery is a
+:class:`~bqrepo.constructs.FirstPerGroup`, which DuckDB compiles to one plain
+``arg_min(rowid, <key>)`` per id joined back to the table, the key being
+the sort keys folded into one never-NULL value (``x IS NULL ASC, x DESC
+NULLS LAST`` becomes ``coalesce(-x, <beyond every value>)``). It skips the
+window's sort (and the rewrite above, with its ``arg_max_nulls_last``);
+benchmarks/results/queries.md has the speed. Every other engine compiles
+the window form unchanged. tests/test_dedup_threads.py holds each engine's
+form to the right answer on data shaped to trigger the thread bug.
 """
 
 from __future__ import annotations
@@ -35,6 +45,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql import ColumnElement, operators
 from sqlalchemy.sql.elements import UnaryExpression
+
+from bqrepo.constructs import first_per_group
 
 __all__ = ["ROW_NUMBER_COLUMN", "latest_versions"]
 
@@ -63,13 +75,18 @@ def latest_versions(
     duplicates) are broken arbitrarily, which is harmless because duplicates
     carry the same values.
     """
-    rank = (
-        sa.func.row_number()
-        .over(partition_by=table.c.id, order_by=explicit_null_order(newest_first))
-        .label(ROW_NUMBER_COLUMN)
-    )
+    order = explicit_null_order(newest_first)
+    rank = sa.func.row_number().over(partition_by=table.c.id, order_by=order).label(ROW_NUMBER_COLUMN)
     selected = [table.c[column] for column in columns] if columns is not None else list(table.c)
-    versions = sa.select(*selected, rank).where(where).subquery(f"{name or table.name}_versions")
+    versions = first_per_group(
+        sa.select(*selected, rank).where(where),
+        f"{name or table.name}_versions",
+        source=table,
+        where=where,
+        partition_by=[table.c.id],
+        order_by=order,
+        first_row={ROW_NUMBER_COLUMN: sa.literal_column("1", sa.Integer())},
+    )
     latest = sa.select(*(versions.c[column.name] for column in selected)).where(
         versions.c[ROW_NUMBER_COLUMN] == sa.literal_column("1", sa.Integer())
     )

@@ -40,7 +40,7 @@ from typing import Any, Literal, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bqrepo.constructs import BucketSpec, seconds_between, time_bucket
+from bqrepo.constructs import BucketSpec, first_per_group, seconds_between, time_bucket
 from bqrepo.cost import CostGuard, Fetched, guarded, run_statement
 from bqrepo.errors import InvalidArgumentError
 from bqrepo.repositories._common import (
@@ -356,6 +356,11 @@ def newest_per(
     DuckDB 1.5's ``top_n_window_elimination`` (embedded and inside the
     stand-in) rewrites the latter into an aggregate that was seen to ignore
     the second sort key, returning a different row from run to run.
+
+    Either way the ranked rows are a :class:`~bqrepo.constructs.FirstPerGroup`:
+    DuckDB runs them as one ``arg_min`` per series over ``row(-time, tiebreak)``
+    (the windows cost it a sort of every row); the enclosing filter is
+    the same on every engine.
     """
     outputs = [*keys, *value_columns]
     if tiebreak is None:
@@ -364,16 +369,32 @@ def newest_per(
             .over(partition_by=[latest.c[key] for key in keys], order_by=latest.c[time].desc())
             .label("_date_rank")
         )
-        ranked_rows = sa.select(*(latest.c[name] for name in outputs), rank).subquery("ranked")
+        ranked_rows = first_per_group(
+            sa.select(*(latest.c[name] for name in outputs), rank),
+            "ranked",
+            source=latest,
+            where=None,
+            partition_by=[latest.c[key] for key in keys],
+            order_by=[latest.c[time].desc()],
+            first_row={"_date_rank": sa.literal_column("1", sa.Integer())},
+        )
         chosen: list[sa.ColumnElement[bool]] = [ranked_rows.c._date_rank == sa.literal_column("1", sa.Integer())]
     else:
         newest = sa.func.max(latest.c[time]).over(partition_by=[latest.c[key] for key in keys])
         first = sa.func.min(latest.c[tiebreak]).over(partition_by=[*(latest.c[key] for key in keys), latest.c[time]])
-        ranked_rows = sa.select(
-            *(latest.c[name] for name in _unique([*outputs, tiebreak])),
-            newest.label("_newest_time"),
-            first.label("_first_of_time"),
-        ).subquery("ranked")
+        ranked_rows = first_per_group(
+            sa.select(
+                *(latest.c[name] for name in _unique([*outputs, tiebreak])),
+                newest.label("_newest_time"),
+                first.label("_first_of_time"),
+            ),
+            "ranked",
+            source=latest,
+            where=None,
+            partition_by=[latest.c[key] for key in keys],
+            order_by=[latest.c[time].desc(), latest.c[tiebreak].asc()],
+            first_row={"_newest_time": time, "_first_of_time": tiebreak},
+        )
         chosen = [
             ranked_rows.c[time] == ranked_rows.c._newest_time,
             ranked_rows.c[tiebreak] == ranked_rows.c._first_of_time,
