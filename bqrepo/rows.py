@@ -50,12 +50,12 @@ import math
 import threading
 import uuid
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, NamedTuple, TypeAlias
 
 import sqlalchemy as sa
-from pydantic_core import SchemaValidator, to_json
+from pydantic_core import PydanticSerializationError, SchemaValidator, core_schema, to_json
 from pydantic import (
     BeforeValidator,
     AfterValidator,
@@ -331,34 +331,46 @@ def natural_id(table: str, *key: KeyPart) -> str:
     other ("a|b" + "c" never equals "a" + "b|c") and the id does not depend
     on Python's ``str()``.
     """
-    parts: list[Any] = [table]
+    parts: list[Any] = [str(table)]
+    exact = True  # whether pydantic-core writes these parts as the frozen encoder does
     for part in key:
         if isinstance(part, dt.date):  # datetimes too, already in UTC
             part = part.isoformat()
-        elif isinstance(part, float) and part == 0:
-            part = 0.0  # -0.0 equals 0.0: one id for both
+        elif isinstance(part, float):
+            exact = False  # repr's exponents (1e-07) are not pydantic-core's (1e-7)
+            if part == 0:
+                part = 0.0  # -0.0 equals 0.0: one id for both
         parts.append(part)
     # Not bqrepo.json_encoding: this text is hashed into stored ids, so its
-    # exact bytes are frozen (pinned by a test) and must never follow a change
-    # in the output encoding.
-    canonical = _natural_key_json(parts)
-    return _uuid5_text(hashlib.sha1(_NAMESPACE_BYTES + canonical.encode("utf-8")).digest())
+    # exact bytes are frozen (pinned by tests) and must never follow a change
+    # in the output encoding. The frozen encoding is json.dumps(ensure_ascii=False,
+    # separators=(",", ":")); pydantic-core's to_json writes strings, integers,
+    # booleans and null byte for byte the same (every code point checked by
+    # tests/test_write_fast_paths.py) in a seventh of the time, so it serves
+    # every key without a float.
+    if exact:
+        try:
+            canonical = to_json(parts)
+        except PydanticSerializationError:  # not valid Unicode: let the encoder say so
+            canonical = _natural_key_json(parts).encode("utf-8")
+    else:
+        canonical = _natural_key_json(parts).encode("utf-8")
+    return _uuid5_text(hashlib.sha1(_NAMESPACE_BYTES + canonical).hexdigest())
 
 
 # json.dumps(parts, ensure_ascii=False, separators=(",", ":")) builds an
 # encoder per call; this is the same encoder, built once (same bytes).
 _natural_key_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _NAMESPACE_BYTES = NATURAL_KEY_NAMESPACE.bytes
-# uuid.UUID(bytes=..., version=5): clear the variant and version bits, set RFC 4122 and 5.
-_UUID5_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
-_UUID5_SET = (0x8000 << 48) | (5 << 76)
+# uuid5's variant bits: the 17th hex digit keeps its two low bits under a leading "10".
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
-def _uuid5_text(sha1_digest: bytes) -> str:
-    """``str(uuid.uuid5(...))`` from the SHA-1 digest, without building a ``UUID`` (ids are made per row)."""
-    number = (int.from_bytes(sha1_digest[:16], "big") & _UUID5_CLEAR) | _UUID5_SET
-    text = f"{number:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+def _uuid5_text(sha1_hex: str) -> str:
+    """``str(uuid.uuid5(...))`` from the SHA-1 hex digest, without building a ``UUID`` (ids are made per row)."""
+    return (
+        f"{sha1_hex[:8]}-{sha1_hex[8:12]}-5{sha1_hex[13:16]}-{_VARIANT[sha1_hex[16]]}{sha1_hex[17:20]}-{sha1_hex[20:32]}"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -804,38 +816,199 @@ def collection_paused() -> Iterator[None]:
 #: Longest string the batch's quick check passes: at most 12 bytes a character, MAX_ROW_BYTES in all.
 _SURELY_FITS = MAX_ROW_BYTES // 12
 
+#: Rows whose sizes the quick check bounds with one JSON encoding (see :func:`_sizes_fit`).
+_SIZE_GROUP = 2_000
 
-def _quick_strings(schema: Any) -> Any:
-    """A copy of a core schema with each :func:`_fits_bigquery` validator made a core ``str`` constraint.
+_JSON_VALUE_REF = "bqrepo.rows.json-value"
+_JSON_LEVEL_REF = "bqrepo.rows.json-level"
 
-    pydantic-core's constrained ``str`` refuses what ``str.encode`` refuses
-    (``string_unicode``) and here anything longer than :data:`_SURELY_FITS`
-    characters, without calling Python: it passes only strings that
-    :func:`_fits_bigquery` passes, unchanged. It refuses more (a long string
-    that fits), and its messages are not bqrepo's, so a record it refuses is
-    validated again by the row type itself.
+
+def _json_object_schema() -> core_schema.CoreSchema:
+    """The quick check of a JSON column, in pydantic-core: it passes only what :func:`_json_object` passes.
+
+    Strict types (a bool is not taken for an int, a float is never made of
+    an int), integers within 64 bits, finite floats, strings and keys as in
+    :func:`_quick_strings`. Nesting: each level goes through two recursive
+    references, so pydantic-core's recursion guard (which also stops
+    reference cycles) refuses anything nested more than about 128 levels,
+    well inside :data:`MAX_JSON_DEPTH`. What it refuses goes to the row type
+    itself, which says why or accepts it.
     """
-    if isinstance(schema, list):
-        return [_quick_strings(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    if schema.get("type") == "function-after" and schema["function"].get("function") is _fits_bigquery:
-        inner = _quick_strings(schema["schema"])
-        if inner.get("type") == "str":
-            return {**inner, "max_length": min(inner.get("max_length", _SURELY_FITS), _SURELY_FITS)}
-    return {key: _quick_strings(value) for key, value in schema.items()}
+    text = core_schema.str_schema(strict=True, max_length=_SURELY_FITS)
+    inner = core_schema.definition_reference_schema(_JSON_LEVEL_REF)
+    value = core_schema.union_schema(
+        [
+            text,
+            core_schema.dict_schema(text, inner, strict=True),
+            core_schema.list_schema(inner, strict=True),
+            core_schema.bool_schema(strict=True),
+            core_schema.int_schema(strict=True, ge=_JSON_INT_MIN, le=_JSON_INT_MAX),
+            core_schema.chain_schema(
+                [core_schema.is_instance_schema(float), core_schema.float_schema(allow_inf_nan=False)]
+            ),
+            core_schema.none_schema(),
+        ],
+        mode="left_to_right",
+        ref=_JSON_VALUE_REF,
+    )
+    level = core_schema.nullable_schema(core_schema.definition_reference_schema(_JSON_VALUE_REF), ref=_JSON_LEVEL_REF)
+    return core_schema.definitions_schema(core_schema.dict_schema(text, inner, strict=True), [value, level])
 
 
-_batch_validators: weakref.WeakKeyDictionary[type[Row], SchemaValidator] = weakref.WeakKeyDictionary()
+def _function_of(schema: Any) -> Any:
+    """The Python function of a function-* core schema (a classmethod's, unbound), or None."""
+    function = schema.get("function", {}).get("function") if schema.get("type", "").startswith("function-") else None
+    return getattr(function, "__func__", function)
 
 
-def _batch_validator(row_type: type[Row]) -> SchemaValidator:
-    """The quick validator of a ``list[row_type]`` (:func:`_quick_strings`), built once per row type."""
-    validator = _batch_validators.get(row_type)
-    if validator is None:
+@dataclass
+class _QuickCheck:
+    """A row type's batch check: a core validator, then what it leaves to one pass over the batch.
+
+    ``utc_fields`` are the timestamps whose check stayed in pydantic-core
+    (aware, any zone) and are converted to UTC by :meth:`finish`;
+    ``derives_ids`` and ``bounds_size`` say that the row type's id and size
+    checks were left out of the core schema for :meth:`finish` too.
+    """
+
+    validator: SchemaValidator
+    utc_fields: list[str] = field(default_factory=list)
+    derives_ids: bool = False
+    bounds_size: bool = False
+
+    def transform(self, schema: Any, name: str | None = None) -> Any:
+        """A copy of a core schema with the row type's Python validators made core checks where they can be.
+
+        Always: each :func:`_fits_bigquery` becomes a core ``str`` constraint
+        (pydantic-core refuses what ``str.encode`` refuses, and here anything
+        longer than :data:`_SURELY_FITS` characters, without calling Python).
+        With ``derives_ids`` set beforehand (a row type without rules):
+        ``_aware_utc`` becomes a core aware-datetime check, ``_json_object``
+        :func:`_json_object_schema`, and ``Row._derive_id`` and
+        ``Row._fits_one_request`` are left out; :meth:`finish` does their work.
+        """
+        if isinstance(schema, list):
+            return [self.transform(item, name) for item in schema]
+        if not isinstance(schema, dict):
+            return schema
+        function = _function_of(schema)
+        if function is _fits_bigquery:
+            inner = self.transform(schema["schema"], name)
+            if inner.get("type") == "str":
+                return {**inner, "max_length": min(inner.get("max_length", _SURELY_FITS), _SURELY_FITS)}
+        elif self.derives_ids and function is _aware_utc and schema["schema"].get("type") == "datetime" and name:
+            self.utc_fields.append(name)
+            return {**schema["schema"], "tz_constraint": "aware"}
+        elif self.derives_ids and function is _json_object:
+            return _json_object_schema()
+        elif self.derives_ids and function is _DERIVE_ID:
+            return self.transform(schema["schema"], name)
+        elif self.derives_ids and function is _FITS_ONE_REQUEST:
+            self.bounds_size = True
+            return self.transform(schema["schema"], name)
+        if schema.get("type") == "model-fields":
+            fields = {key: self.transform(value, key) for key, value in schema["fields"].items()}
+            return {**schema, "fields": fields}
+        return {key: self.transform(value, name) for key, value in schema.items()}
+
+    def finish(self, row_type: type[Row], rows: list[Row], items: list[Any]) -> set[int]:
+        """Do for new ``rows`` what the core schema left out; the positions of rows it refuses.
+
+        Timestamps to UTC, ids derived (or checked) from the converted key,
+        sizes bounded: the row type's own validators' work, in one pass over
+        the batch instead of Python calls from inside pydantic-core. A row
+        refused here is validated again by the row type, which says why.
+        Rows given already built (``items[position]``) are left as they are.
+        """
+        refused: set[int] = set()
+        if not self.derives_ids:
+            return refused
+        utc = dt.timezone.utc
+        utc_fields = self.utc_fields
+        table = row_type.__table__.name
+        key = row_type.natural_key_fields
+        must_match = row_type.id_must_match_key
+        for position, row in enumerate(rows):
+            if row is items[position]:
+                continue
+            values = row.__dict__
+            for name in utc_fields:
+                value = values[name]
+                if value is not None and value.tzinfo is not utc:
+                    try:
+                        values[name] = _aware_utc(value)
+                    except ValueError:
+                        refused.add(position)
+            given = values["id"]
+            if given is None or must_match:
+                derived = natural_id(table, *[values[name] for name in key])
+                if given is not None and given != derived:
+                    refused.add(position)
+                values["id"] = derived
+        if self.bounds_size:
+            refused.update(_sizes_fit(rows, items))
+        return refused
+
+
+_DERIVE_ID = Row._derive_id.__func__  # type: ignore[attr-defined]
+_FITS_ONE_REQUEST: Callable[[Row], Row] = Row._fits_one_request  # type: ignore[assignment]
+
+
+def _sizes_fit(rows: list[Row], items: list[Any]) -> list[int]:
+    """Positions of the new ``rows`` that might not fit :data:`MAX_ROW_BYTES`; usually none.
+
+    Each UTF-8 byte of a row's JSON (pydantic-core's) takes at most 6 bytes
+    in the request the client sends (ASCII, \\u-escaped; a JSON column is
+    sent as a string of its text), and each column a few more (separators,
+    ``+00:00`` for ``Z``, integers quoted): at most 40. So when a group's
+    JSON, times 6, plus that, fits, every row of the group fits, for one
+    Rust call per :data:`_SIZE_GROUP` rows; otherwise each row of the group
+    runs the row type's own bound (``Row._fits_one_request``).
+    """
+    doubtful: list[int] = []
+    for start in range(0, len(rows), _SIZE_GROUP):
+        group = rows[start : start + _SIZE_GROUP]
+        columns = len(group[0]._columns) if group else 0
+        try:
+            size = len(to_json(group, inf_nan_mode="strings"))
+        except PydanticSerializationError:
+            size = MAX_ROW_BYTES
+        if 6 * size + 40 * columns <= MAX_ROW_BYTES:
+            continue
+        for position in range(start, start + len(group)):
+            if rows[position] is not items[position]:
+                try:
+                    _FITS_ONE_REQUEST(rows[position])
+                except ValueError:
+                    doubtful.append(position)
+    return doubtful
+
+
+_quick_checks: weakref.WeakKeyDictionary[type[Row], _QuickCheck] = weakref.WeakKeyDictionary()
+
+
+def _quick_check(row_type: type[Row]) -> _QuickCheck:
+    """The quick check of a ``list[row_type]`` (:class:`_QuickCheck`), built once per row type.
+
+    The id, timestamp, JSON and size checks leave pydantic-core only for a
+    row type without rules of its own: rules validators may read what those
+    checks make (a UTC time, the id), so there every check stays where it is.
+    """
+    check = _quick_checks.get(row_type)
+    if check is None:
+        own = Row.__pydantic_decorators__
+        decorators = row_type.__pydantic_decorators__
+        plain = (
+            decorators.field_validators.keys() == own.field_validators.keys()
+            and decorators.model_validators.keys() == own.model_validators.keys()
+            and not decorators.validators
+            and not decorators.root_validators
+        )
         schema = TypeAdapter(list[row_type]).core_schema  # type: ignore[valid-type]
-        validator = _batch_validators[row_type] = SchemaValidator(_quick_strings(schema))
-    return validator
+        check = _QuickCheck(SchemaValidator(core_schema.any_schema()), derives_ids=plain)
+        check.validator = SchemaValidator(check.transform(schema))
+        _quick_checks[row_type] = check
+    return check
 
 
 def validate_rows(
@@ -887,24 +1060,32 @@ def _validate_batch(row_type: type[Row], items: list[Any]) -> ValidationReport:
     """Rows of ``items``: one quick call for the batch, the row type itself for what it refuses."""
     with collection_paused():
         report = ValidationReport()
-        quick = _batch_validator(row_type)
+        quick = _quick_check(row_type)
         try:
-            rows = quick.validate_python(items)
+            rows = quick.validator.validate_python(items)
         except ValidationError as exc:
             refused = {int(detail["loc"][0]) for detail in exc.errors(include_url=False)}
+            # The records the quick check passed are validated again as one list
+            # (defaults such as ingested_at=now are computed again, close to the
+            # first time); the others one by one, by the row type, for its messages.
+            passed = [index for index in range(len(items)) if index not in refused]
+            rows = []
+            if passed:
+                try:
+                    rows = quick.validator.validate_python([items[index] for index in passed])
+                except ValidationError:  # a validator that changed its mind: ask each record
+                    refused.update(passed)
+                    passed = []
         else:
+            refused, passed = set(), list(range(len(items)))
+        if len(passed) == len(items):
+            refused.update(quick.finish(row_type, rows, items))
+        else:
+            refused.update(passed[position] for position in quick.finish(row_type, rows, [items[index] for index in passed]))
+        found: dict[int, Row] = {index: row for index, row in zip(passed, rows) if index not in refused}
+        if not refused:
             report.valid = [ValidRow(index, row) for index, row in enumerate(rows)]
             return report
-        # The records the quick check passed are validated again as one list
-        # (defaults such as ingested_at=now are computed again, close to the
-        # first time); the others one by one, by the row type, for its messages.
-        passed = [index for index in range(len(items)) if index not in refused]
-        found: dict[int, Row] = {}
-        if passed:
-            try:
-                found.update(zip(passed, quick.validate_python([items[index] for index in passed])))
-            except ValidationError:  # a validator that changed its mind: ask each record
-                refused.update(passed)
         for index in sorted(refused):
             try:
                 found[index] = row_type.model_validate(items[index])

@@ -198,3 +198,47 @@ def test_the_collector_pause_restores_the_collector() -> None:
     with pytest.raises(RuntimeError), collection_paused():
         raise RuntimeError("boom")
     assert gc.isenabled()
+
+
+def test_natural_id_text_from_pydantic_core_is_the_frozen_encoding() -> None:
+    """natural_id hashes pydantic-core's to_json of float-free keys: byte for byte json.dumps's."""
+    from pydantic_core import to_json
+
+    text = "".join(chr(code) for code in range(0x110000) if not 0xD800 <= code < 0xE000)
+    parts = ["t", text, 1, -(2**63), 2**64 - 1, True, False, None]
+    assert to_json(parts) == json.dumps(parts, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def test_batch_quick_check_gives_what_the_row_type_gives() -> None:
+    """Timestamps in other zones, ids, deep, cyclic and wide JSON: batch and one-by-one agree."""
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    deep: dict[str, Any] = {}
+    level = deep
+    for _ in range(150):  # past the quick check's nesting, inside MAX_JSON_DEPTH
+        level["a"] = {}
+        level = level["a"]
+    plus_five = dt.timezone(dt.timedelta(hours=5))
+    records: list[Any] = [
+        {"mentioned_at": "2024-03-01T05:00:00+05:00", "title": "zoned"},
+        {"mentioned_at": dt.datetime(2024, 3, 1, 5, tzinfo=plus_five), "id": "given"},
+        {"mentioned_at": "9999-12-31T23:00:00-05:00"},
+        {"mentioned_at": dt.datetime(2024, 3, 1)},
+        {"mentioned_at": T0, "metadata": deep},
+        {"mentioned_at": T0, "metadata": cyclic},
+        {"mentioned_at": T0, "metadata": {"big": 2**64, "ok": 2**64 - 1, "f": 1.0, "b": True}},
+        {"mentioned_at": T0, "metadata": {"x": "y" * 2_000_000}},
+        {"mentioned_at": T0, "content": "z" * 700_000},
+    ]
+    report = validate_rows(EventRow, records)
+    valid, errors = one_by_one(EventRow, records)
+    assert [(v.index, v.row) for v in report.valid] == valid
+    assert report.errors == errors
+    assert {error.index for error in errors} == {2, 3, 5, 6}
+    for _, row in valid:
+        assert row.mentioned_at.tzinfo is UTC
+    fred = [{"series_id": "GDP", "date": "2024-01-01", "value": 1.0}, {"series_id": "GDP", "date": "2024-01-01", "id": "x"}]
+    report = validate_rows(FredObservation, fred)
+    reference = one_by_one(FredObservation, fred)
+    assert [(v.index, v.row.id) for v in report.valid] == [(index, row.id) for index, row in reference[0]]
+    assert report.errors == reference[1] and len(report.errors) == 1  # a given id that is not the derived one
