@@ -144,10 +144,10 @@ def write_jsonl(path: Path, n: int) -> None:
                 handle.write(json.dumps(record) + "\n")
 
 
-def _migrated(path: Path) -> None:
+def _migrated(path: Path, checkout: Path | None = None) -> None:
     subprocess.run(
         [sys.executable, "-m", "bqrepo.cli", "migrate"],
-        env=_env(path), check=True, capture_output=True,
+        env=_env(path, checkout), check=True, capture_output=True, cwd=path.parent,
     )
 
 
@@ -169,7 +169,8 @@ def _timed_child(command: Sequence[str], env: dict[str, str], tool: str = "") ->
     on a busy machine they move less than the wall time.
     """
     completed = subprocess.run(
-        ["/usr/bin/time", "-f", "BENCH %e %M %U %S", *command], env=env, capture_output=True, text=True
+        ["/usr/bin/time", "-f", "BENCH %e %M %U %S", *command], env=env, capture_output=True, text=True,
+        cwd=tempfile.gettempdir(),  # `python -m` puts the working directory first on sys.path: not a checkout
     )
     if completed.returncode != 0:
         raise RuntimeError(f"{command[:4]} failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}")
@@ -205,7 +206,7 @@ def ingest_once(directory: Path, source: Path, n: int, tool: str, checkout: Path
     ``checkout`` when given) or "read_json" (the baseline).
     """
     database = directory / f"{tool}-{uuid.uuid4().hex[:8]}.duckdb"
-    _migrated(database)
+    _migrated(database, checkout)
     env = _env(database, checkout)
     try:
         label = f"{tool} {checkout or ''} {n}"
@@ -482,13 +483,18 @@ ANALYSIS = [
     "only pays together with (3) building the insertAll body bytes ourselves instead of "
     "`insert_rows_json`'s `json.dumps`. Even then ids, insertIds and checks cost more than the "
     "seed's single `json.dumps`: 1.0x needs the per-row Python work gone entirely.",
-    "Where (c) goes: per 5,000-row batch the DuckDB file is opened and closed (NullPool, on purpose: "
-    "other processes get the file between statements), and the close checkpoints the WAL: about "
-    "6 us/row here, plus connect and commit; validation about 7-10 us/row; parsing (pydantic-core "
-    "`from_json`) about 2 us/row; Arrow conversion about 3 us/row. Holding one connection for the "
-    "whole ingest (commit per batch) would remove the per-batch open/checkpoint, at the price of "
-    "locking other processes out for the whole ingest (up to DUCKDB_LOCK_WAIT, 30 s): a design "
-    "decision left to the maintainers.",
+    "Where (c) goes now (profile of a 200k-row ingest, main thread): validation (`bqrepo/rows.py`, "
+    "one pydantic-core call per batch plus its Python validators: `_plainly_json`, "
+    "`_fits_one_request`, `natural_id`, `_json_object`) is about two thirds of the Python time, "
+    "about 13 us/row; reading and parsing the lines (`from_json`, the `Record` per line) about "
+    "3 us/row; process start (imports) about 1.5 CPU-s. The DuckDB write (columnar Arrow, about "
+    "2 us/row, and the insert, about 3-5 us/row) runs in a thread behind the validation of the next "
+    "batch, on a connection held under a write lease (`ConnectionLease`, `DUCKDB_LEASE` = 1 s): the "
+    "file is opened, checkpointed and closed about once a second instead of once a batch. What "
+    "would close the rest: 150,000 rows/s is 6.7 us/row for everything, less than validation alone "
+    "costs; it needs validation without per-row Python (the Python validators as core or Arrow "
+    "checks, pydantic only for rows that fail them), or the parse + validate work split over "
+    "processes (both cores, when the machine has them free).",
     "The machine is shared with four other benchmark and test runs (load average 5-9 on 2 cores): "
     "wall-clock figures ((c), (d)) are noisier than CPU-second ones ((a), (b)).",
 ]
