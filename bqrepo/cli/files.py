@@ -13,6 +13,7 @@ bad cell as its text) and names the field in :attr:`Record.problems`.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -173,11 +174,5 @@ def read_batches(path: Path, fmt: Format, table: sa.Table, batch: int) -> Iterat
         records = _csv(path, table)
     else:
         records = _parquet(_parquet_file(path), batch)
-    current: list[Record | BadRecord] = []
-    for record in records:
-        current.append(record)
-        if len(current) >= batch:
-            yield current
-            current = []
-    if current:
+    while current := list(itertools.islice(records, batch)):
         yield current
