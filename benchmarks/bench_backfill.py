@@ -1,6 +1,7 @@
 """Back-fill speed and verification memory: PostgreSQL 15 -> DuckDB (not a test).
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_backfill.py [--rows 1000000] [--repeat 3] [--quick]
+        [--compare /work/main]
         [--markdown benchmarks/results/backfill.md]
 
 Starts a throwaway PostgreSQL 15 (:class:`bqrepo.testing.postgres.LocalPostgres`),
@@ -131,8 +132,11 @@ def _waited(process: subprocess.Popen[bytes]) -> tuple[int, float]:
     return process.returncode, usage.ru_maxrss / 1024
 
 
-def bqrepo_run(server: LocalPostgres, settings: Settings, mapping: Path, checkpoint: Path, verify: bool) -> Run:
-    env = os.environ | {"BQREPO_URL": f"duckdb:///{settings.duckdb_path}", "PYTHONPATH": str(Path.cwd())}
+def bqrepo_run(
+    server: LocalPostgres, settings: Settings, mapping: Path, checkpoint: Path, verify: bool, checkout: Path | None = None
+) -> Run:
+    """``bqrepo backfill`` as a subprocess, from ``checkout`` (default: the current directory)."""
+    env = os.environ | {"BQREPO_URL": f"duckdb:///{settings.duckdb_path}", "PYTHONPATH": str(checkout or Path.cwd())}
     command = [
         sys.executable, "-m", "bqrepo.cli", "backfill", "--from", server.url, "--table", "events",
         "--mapping", str(mapping), "--checkpoint", str(checkpoint), "--verify" if verify else "--no-verify",
@@ -186,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="40,000 rows, one repeat: a smoke run")
     parser.add_argument("--markdown", type=Path, help="write the results section here")
+    parser.add_argument("--compare", type=Path, help="another checkout (say /work/main), run interleaved: before/after")
     args = parser.parse_args(argv)
     rows, repeat = (40_000, 1) if args.quick else (args.rows, args.repeat)
     small = rows // 4
@@ -220,6 +225,13 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint = work / f"v{attempt}.json"
             keep("backfill+verify", bqrepo_run(server, settings, big_map, checkpoint, verify=True))
             keep("verify", bqrepo_run(server, settings, big_map, checkpoint, verify=True))
+            if args.compare:
+                settings = fresh_destination(work, "old_noverify")
+                keep("old backfill", bqrepo_run(server, settings, big_map, work / f"onv{attempt}.json", False, args.compare))
+                settings = fresh_destination(work, "old_verify")
+                checkpoint = work / f"ov{attempt}.json"
+                keep("old backfill+verify", bqrepo_run(server, settings, big_map, checkpoint, True, args.compare))
+                keep("old verify", bqrepo_run(server, settings, big_map, checkpoint, True, args.compare))
             settings = fresh_destination(work, "small")
             checkpoint = work / f"s{attempt}.json"
             bqrepo_run(server, settings, small_map, checkpoint, verify=False)
@@ -252,6 +264,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{best['baseline'].peak_mb:,.0f} MB | {best['backfill+verify'].peak_mb / best['baseline'].peak_mb:.2f} | - | - |",
         "",
     ]
+    if args.compare:
+        lines += [
+            f"Before/after: `{args.compare}` (before) and this checkout (after), interleaved in the same run, "
+            f"best of {repeat}, {rows:,} rows:",
+            "",
+            "| run | before | after | speed-up |",
+            "|---|---|---|---|",
+        ]
+        for name in ("backfill+verify", "backfill", "verify"):
+            old, new = best[f"old {name}"], best[name]
+            lines.append(
+                f"| {name} | {rows / old.seconds:,.0f} rows/s, {old.peak_mb:,.0f} MB | "
+                f"{rows / new.seconds:,.0f} rows/s, {new.peak_mb:,.0f} MB | {old.seconds / new.seconds:.2f}x |"
+            )
+        lines.append("")
     text = "\n".join(lines)
     print(text)
     if args.markdown:

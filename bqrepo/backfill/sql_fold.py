@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -87,13 +88,17 @@ def fold_statement(
         day: sa.ColumnElement[Any] = sa.cast(sa.func.timezone(sa.literal_column("'UTC'"), c[partition.name]), sa.Date())
     else:
         day = c[partition.name]
-    selected: list[sa.ColumnElement[Any]] = [day.label("day"), sa.func.count()]
+    # Each row's digest once, in a subquery: DuckDB evaluates a repeated expression each time.
+    inner = sa.select(day.label("day"), c["id"].label("id"), digest.label("digest")).select_from(source)
+    if where is not None:
+        inner = inner.where(where)
+    rows = inner.subquery("folded")
+    selected: list[sa.ColumnElement[Any]] = [rows.c.day, sa.func.count()]
     if distinct_ids:
-        selected.append(sa.func.count(sa.distinct(c["id"])))
-    selected.append(sa.func.bit_xor(_hex_slice(digest, *XOR_SLICE)))
-    selected += [sa.func.sum(_hex_slice(digest, start, digits)) for start, digits in SUM_SLICES]
-    statement = sa.select(*selected).select_from(source).group_by(day)
-    return statement.where(where) if where is not None else statement
+        selected.append(sa.func.count(sa.distinct(rows.c.id)))
+    selected.append(sa.func.bit_xor(_hex_slice(rows.c.digest, *XOR_SLICE)))
+    selected += [sa.func.sum(_hex_slice(rows.c.digest, start, digits)) for start, digits in SUM_SLICES]
+    return sa.select(*selected).group_by(rows.c.day)
 
 
 def day_folds(rows: Sequence[Sequence[Any]], *, distinct_ids: bool) -> Iterator[DayFold]:
@@ -124,11 +129,24 @@ class SourceFolder:
         self._statement = fold_statement(view, self.columns, partition, distinct_ids=False)
         self._engine = sa.create_engine("duckdb:///:memory:", poolclass=StaticPool)
         self._connection: sa.Connection | None = None
+        # One worker: the in-memory database is used by that thread alone.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bqrepo-fold")
 
     def fold(self, rows: Sequence[Row]) -> list[DayFold]:
         """Per-day folds of ``rows`` (validated rows of the target's row type)."""
+        return self.submit(rows).result()
+
+    def submit(self, rows: Sequence[Row]) -> Future[list[DayFold]]:
+        """:meth:`fold`, its DuckDB part on a worker thread: the caller may go on meanwhile.
+
+        Why: DuckDB computes the fold without the GIL, so it overlaps with the
+        caller's next batch (reading and validating it). The Arrow table is
+        built here, from the rows as they are now; folds run in submission order.
+        """
         if not rows:
-            return []
+            done: Future[list[DayFold]] = Future()
+            done.set_result([])
+            return done
         with collection_paused():
             records = [row.__dict__ for row in rows]  # a pydantic model's field values
             batch = pa.Table.from_pylist(records, schema=self._schema)
@@ -136,6 +154,9 @@ class SourceFolder:
                 name = column.name
                 texts = [None if (value := record[name]) is None else to_json_text(value) for record in records]
                 batch = batch.append_column(name, pa.array(texts, type=pa.string()))
+        return self._worker.submit(self._fold, batch)
+
+    def _fold(self, batch: pa.Table) -> list[DayFold]:
         if self._connection is None:
             self._connection = self._engine.connect()
         duck = self._connection.connection.driver_connection
@@ -148,7 +169,8 @@ class SourceFolder:
         return list(day_folds(found, distinct_ids=False))
 
     def close(self) -> None:
-        """Close the in-memory database."""
+        """Finish the folds submitted, and close the in-memory database."""
+        self._worker.shutdown(wait=True)
         if self._connection is not None:
             self._connection.close()
             self._connection = None

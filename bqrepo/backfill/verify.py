@@ -8,6 +8,10 @@ the same row types as the back-fill), is rendered canonically (UTC ISO
 timestamps, ``repr`` of floats, JSON with sorted keys), and a day's rows
 are folded by :class:`bqrepo.checksum.Checksum`: the count, XOR and sums of
 slices of each row's SHA-256 that the partition rebuild computes in SQL.
+For a DuckDB destination both sides fold in DuckDB instead
+(:mod:`bqrepo.backfill.sql_fold`: the same engine and statement on both
+sides, so the text agrees by construction, several times faster); the
+Python fold remains for BigQuery.
 The fold does not depend on row order, and a changed value, a missing row or
 a duplicated one all change it. (The rebuild's SQL form cannot serve here:
 it hashes ``TO_JSON_STRING(row)``, which PostgreSQL does not have and whose
@@ -32,6 +36,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -43,7 +48,7 @@ from sqlalchemy.ext.compiler import compiles
 from bqrepo.backfill.chunks import Bound, Chunk, covered, merge
 from bqrepo.backfill.mapping import TableMapping
 from bqrepo.backfill.reader import SourceReader, prefetched
-from bqrepo.backfill.sql_fold import SourceFolder, day_folds, fold_statement, folds_in_sql
+from bqrepo.backfill.sql_fold import DayFold, SourceFolder, day_folds, fold_statement, folds_in_sql
 from bqrepo.checksum import Checksum
 from bqrepo.rows import ValidationReport, row_type, validate_rows
 
@@ -251,8 +256,19 @@ class _Fold:
             SourceFolder([target.c[name] for name in self.columns], target.c[self.partition]) if in_sql else None
         )
 
+        self._pending: list[Future[list[DayFold]]] = []
+
+    def settle(self, keep: int = 0) -> None:
+        """Merge the SQL folds still running into :attr:`days`, waiting until at most ``keep`` run."""
+        while len(self._pending) > keep:
+            for day, rows, _, xor, sums in self._pending.pop(0).result():
+                check = self.check(day)
+                check.source_rows += rows
+                check.source_checksum.merge(rows, xor, sums)
+
     def close(self) -> None:
         """Release the in-memory DuckDB of an SQL fold."""
+        self._pending.clear()
         if self._folder is not None:
             self._folder.close()
 
@@ -271,10 +287,9 @@ class _Fold:
             if self._folder is not None:
                 check.source_rows += 1
         if self._folder is not None:
-            for day, rows, _, xor, sums in self._folder.fold(validation.rows):
-                check = self.check(day)
-                check.source_rows += rows
-                check.source_checksum.merge(rows, xor, sums)
+            self._pending.append(self._folder.submit(validation.rows))
+            # At most two batches in flight: memory holds a bounded number of Arrow tables.
+            self.settle(keep=2)
             return
         for record in records:
             self.check(_day(record[partition])).source_rows += 1
@@ -296,6 +311,7 @@ class _Fold:
 
         for chunk in prefetched(batches()):
             self.add_source(chunk, validate_rows(self.row_type, chunk))
+        self.settle()
 
 
 class SourceTally:
@@ -330,6 +346,7 @@ class SourceTally:
 
     def days_in(self, window: Chunk) -> Iterator[DayCheck]:
         """Copies of the folded days inside ``window``, their destination side still empty."""
+        self._fold.settle()
         start, end = _day(window.start), _day(window.end)
         for day, check in self._fold.days.items():
             if start <= day < end:
