@@ -201,7 +201,7 @@ class SourceReader:
 _END = object()
 
 
-def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     """``items``, produced by a thread up to ``depth`` ahead of the consumer.
 
     Why: reading the source waits on PostgreSQL (its own process, so another

@@ -288,8 +288,8 @@ class _Fold:
                 check.source_rows += 1
         if self._folder is not None:
             self._pending.append(self._folder.submit(validation.rows))
-            # At most two batches in flight: memory holds a bounded number of Arrow tables.
-            self.settle(keep=2)
+            # At most one batch in flight: memory holds one more Arrow table, not a growing queue.
+            self.settle(keep=1)
             return
         for record in records:
             self.check(_day(record[partition])).source_rows += 1
