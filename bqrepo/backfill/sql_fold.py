@@ -32,7 +32,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.selectable import FromClause
 
 from bqrepo.checksum import SUM_SLICES, XOR_SLICE
@@ -114,9 +114,9 @@ def day_folds(rows: Sequence[Sequence[Any]], *, distinct_ids: bool) -> Iterator[
 class SourceFolder:
     """Folds batches of validated rows in an in-memory DuckDB, as the destination is folded.
 
-    One in-memory database per verification (a :class:`~sqlalchemy.pool.StaticPool`
-    keeps its single connection); each batch is registered as an Arrow table,
-    folded by the same :func:`fold_statement` as the destination, and dropped.
+    Each batch is registered as an Arrow table in a fresh in-memory database,
+    folded by the same :func:`fold_statement` as the destination, and dropped
+    with the database.
     """
 
     def __init__(self, columns: Sequence[sa.Column[Any]], partition: sa.Column[Any]) -> None:
@@ -127,8 +127,7 @@ class SourceFolder:
         self._view = f"_bqrepo_fold_{uuid.uuid4().hex}"
         view = sa.table(self._view, *(sa.column(c.name) for c in self.columns))
         self._statement = fold_statement(view, self.columns, partition, distinct_ids=False)
-        self._engine = sa.create_engine("duckdb:///:memory:", poolclass=StaticPool)
-        self._connection: sa.Connection | None = None
+        self._engine = sa.create_engine("duckdb:///:memory:", poolclass=NullPool)
         # One worker: the in-memory database is used by that thread alone.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bqrepo-fold")
 
@@ -157,21 +156,19 @@ class SourceFolder:
         return self._worker.submit(self._fold, batch)
 
     def _fold(self, batch: pa.Table) -> list[DayFold]:
-        if self._connection is None:
-            self._connection = self._engine.connect()
-        duck = self._connection.connection.driver_connection
-        assert duck is not None
-        duck.register(self._view, batch)
-        try:
-            found = self._connection.execute(self._statement).all()
-        finally:
-            duck.unregister(self._view)
+        # A fresh in-memory database per batch: one kept open grew by about
+        # 4 MB a batch (measured: 60 batches, 233 -> 517 MB), a fresh one stays flat.
+        with self._engine.connect() as connection:
+            duck = connection.connection.driver_connection
+            assert duck is not None
+            duck.register(self._view, batch)
+            try:
+                found = connection.execute(self._statement).all()
+            finally:
+                duck.unregister(self._view)
         return list(day_folds(found, distinct_ids=False))
 
     def close(self) -> None:
         """Finish the folds submitted, and close the in-memory database."""
         self._worker.shutdown(wait=True)
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
         self._engine.dispose()
