@@ -1,6 +1,7 @@
 """Back-fill speed and verification memory: PostgreSQL 15 -> DuckDB (not a test).
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_backfill.py [--rows 1000000] [--repeat 3] [--quick]
+        [--compare /work/main]
         [--markdown benchmarks/results/backfill.md]
 
 Starts a throwaway PostgreSQL 15 (:class:`bqrepo.testing.postgres.LocalPostgres`),
@@ -79,6 +80,7 @@ _BASELINE = (
 class Run:
     seconds: float
     peak_mb: float
+    cpu: float = 0.0  # user + system CPU seconds of the process (not its children)
 
 
 def _machine() -> str:
@@ -124,28 +126,35 @@ def mapping_file(directory: Path, table: str) -> Path:
     return path
 
 
-def _waited(process: subprocess.Popen[bytes]) -> tuple[int, float]:
-    """Wait for ``process``; its exit status and peak RSS in MB (its own, not its children's)."""
+def _waited(process: subprocess.Popen[bytes]) -> tuple[int, float, float]:
+    """Wait for ``process``; its exit status, peak RSS in MB and CPU seconds (its own, not its children's)."""
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, usage.ru_maxrss / 1024
+    return process.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def bqrepo_run(server: LocalPostgres, settings: Settings, mapping: Path, checkpoint: Path, verify: bool) -> Run:
-    env = os.environ | {"BQREPO_URL": f"duckdb:///{settings.duckdb_path}", "PYTHONPATH": str(Path.cwd())}
+def bqrepo_run(
+    server: LocalPostgres, settings: Settings, mapping: Path, checkpoint: Path, verify: bool, checkout: Path | None = None
+) -> Run:
+    """``bqrepo backfill`` as a subprocess, from ``checkout`` (default: the current directory).
+
+    It runs in ``checkout`` too: ``python -m`` puts the working directory ahead of ``PYTHONPATH``.
+    """
+    where = (checkout or Path.cwd()).resolve()
+    env = os.environ | {"BQREPO_URL": f"duckdb:///{settings.duckdb_path}", "PYTHONPATH": str(where)}
     command = [
         sys.executable, "-m", "bqrepo.cli", "backfill", "--from", server.url, "--table", "events",
         "--mapping", str(mapping), "--checkpoint", str(checkpoint), "--verify" if verify else "--no-verify",
     ]
     begun = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, env=env, cwd=where, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert process.stdout is not None
     output = process.stdout.read().decode()
-    status, peak = _waited(process)
+    status, peak, cpu = _waited(process)
     seconds = time.perf_counter() - begun
     if status != 0 or (verify and "OK" not in output):
         raise SystemExit(f"bqrepo backfill failed ({status}):\n{output}")
-    return Run(seconds, peak)
+    return Run(seconds, peak, cpu)
 
 
 def baseline_run(server: LocalPostgres, settings: Settings, table: str) -> Run:
@@ -163,12 +172,12 @@ def baseline_run(server: LocalPostgres, settings: Settings, table: str) -> Run:
     )
     assert psql.stdout is not None
     psql.stdout.close()
-    psql_status, _ = _waited(psql)
-    duck_status, peak = _waited(duck)
+    psql_status, _, _ = _waited(psql)
+    duck_status, peak, cpu = _waited(duck)
     seconds = time.perf_counter() - begun
     if psql_status or duck_status:
         raise SystemExit(f"baseline failed: psql {psql_status}, duckdb {duck_status}")
-    return Run(seconds, peak)
+    return Run(seconds, peak, cpu)
 
 
 def count(settings: Settings) -> int:
@@ -186,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="40,000 rows, one repeat: a smoke run")
     parser.add_argument("--markdown", type=Path, help="write the results section here")
+    parser.add_argument("--compare", type=Path, help="another checkout (say /work/main), run interleaved: before/after")
     args = parser.parse_args(argv)
     rows, repeat = (40_000, 1) if args.quick else (args.rows, args.repeat)
     small = rows // 4
@@ -193,11 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     best: dict[str, Run] = {}
 
     def keep(name: str, run: Run) -> None:
-        print(f"  {name:<28} {run.seconds:8.2f} s  {rows_of(name) / run.seconds:>10,.0f} rows/s  peak {run.peak_mb:7.0f} MB",
-              flush=True)
+        print(f"  {name:<28} {run.seconds:8.2f} s  {rows_of(name) / run.seconds:>10,.0f} rows/s  "
+              f"peak {run.peak_mb:7.0f} MB  cpu {run.cpu:6.2f} s", flush=True)
         old = best.get(name)
         best[name] = Run(min(run.seconds, old.seconds) if old else run.seconds,
-                         max(run.peak_mb, old.peak_mb) if old else run.peak_mb)
+                         max(run.peak_mb, old.peak_mb) if old else run.peak_mb,
+                         min(run.cpu, old.cpu) if old else run.cpu)
 
     def rows_of(name: str) -> int:
         return small if name.endswith("small") else rows
@@ -220,6 +231,13 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint = work / f"v{attempt}.json"
             keep("backfill+verify", bqrepo_run(server, settings, big_map, checkpoint, verify=True))
             keep("verify", bqrepo_run(server, settings, big_map, checkpoint, verify=True))
+            if args.compare:
+                settings = fresh_destination(work, "old_noverify")
+                keep("old backfill", bqrepo_run(server, settings, big_map, work / f"onv{attempt}.json", False, args.compare))
+                settings = fresh_destination(work, "old_verify")
+                checkpoint = work / f"ov{attempt}.json"
+                keep("old backfill+verify", bqrepo_run(server, settings, big_map, checkpoint, True, args.compare))
+                keep("old verify", bqrepo_run(server, settings, big_map, checkpoint, True, args.compare))
             settings = fresh_destination(work, "small")
             checkpoint = work / f"s{attempt}.json"
             bqrepo_run(server, settings, small_map, checkpoint, verify=False)
@@ -252,6 +270,22 @@ def main(argv: list[str] | None = None) -> int:
         f"{best['baseline'].peak_mb:,.0f} MB | {best['backfill+verify'].peak_mb / best['baseline'].peak_mb:.2f} | - | - |",
         "",
     ]
+    if args.compare:
+        lines += [
+            f"Before/after: `{args.compare}` (before) and this checkout (after), interleaved in the same run, "
+            f"best of {repeat}, {rows:,} rows:",
+            "",
+            "| run | before | after | speed-up (wall) | CPU-s before / after |",
+            "|---|---|---|---|---|",
+        ]
+        for name in ("backfill+verify", "backfill", "verify"):
+            old, new = best[f"old {name}"], best[name]
+            lines.append(
+                f"| {name} | {rows / old.seconds:,.0f} rows/s, {old.peak_mb:,.0f} MB | "
+                f"{rows / new.seconds:,.0f} rows/s, {new.peak_mb:,.0f} MB | {old.seconds / new.seconds:.2f}x | "
+                f"{old.cpu:.2f} / {new.cpu:.2f} ({old.cpu / new.cpu:.2f}x) |"
+            )
+        lines.append("")
     text = "\n".join(lines)
     print(text)
     if args.markdown:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -94,6 +94,14 @@ class Checksum:
             sums[2] += (digest >> shift2) & mask2
             sums[3] += (digest >> shift3) & mask3
         self.rows, self.xor = rows, xor
+
+    def merge(self, rows: int, xor: int, sums: Sequence[int]) -> None:
+        """Fold in a fold computed elsewhere (in SQL, say): ``rows`` rows, their XOR and sums."""
+        if len(sums) != len(self.sums):
+            raise ValueError(f"expected {len(self.sums)} sums, got {len(sums)}")
+        self.rows += rows
+        self.xor ^= xor
+        self.sums = [mine + theirs for mine, theirs in zip(self.sums, sums)]
 
     def values(self) -> tuple[int, ...]:
         """``(count, xor, *sums)``: the row :func:`checksums` selects."""

@@ -15,10 +15,12 @@ Everything else is the row types' job.
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import sqlalchemy as sa
@@ -31,7 +33,9 @@ from bqrepo.backfill.mapping import TableMapping
 from bqrepo.errors import BackendError, ConfigurationError
 from bqrepo.redact import normalize_url, redact_text
 
-__all__ = ["SourceError", "SourceReader", "legacy_source_key", "source_engine", "source_key"]
+__all__ = ["SourceError", "SourceReader", "legacy_source_key", "prefetched", "source_engine", "source_key"]
+
+T = TypeVar("T")
 
 # Query parameters that say *which* database, as opposed to how to log in to it.
 _IDENTITY_PARAMETERS = ("host", "hostaddr", "port", "dbname", "user", "service")
@@ -192,3 +196,56 @@ class SourceReader:
                         yield record
         except sa.exc.DBAPIError as exc:
             raise SourceError(f"reading {self.mapping.source_name}: {redact_text(str(exc.orig).strip())}") from None
+
+
+_END = object()
+
+
+def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """``items``, produced by a thread up to ``depth`` ahead of the consumer.
+
+    Why: reading the source waits on PostgreSQL (its own process, so another
+    core) and the driver waits without the GIL; a thread reading the next
+    batch while this one is validated overlaps the two. The producer's
+    failure is raised here, in order; when the consumer stops early (or
+    fails) the producer stops and ``items`` is closed in its own thread, so a
+    server-side cursor is released before this returns.
+    """
+    handoff: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_END, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((_END, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="bqrepo-backfill-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = handoff.get()
+            if item is _END:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()

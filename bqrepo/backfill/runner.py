@@ -46,7 +46,7 @@ from bqrepo.backend import backend_of
 from bqrepo.backfill.checkpoint import Checkpoint
 from bqrepo.backfill.chunks import Chunk, chunks, covered, merge, next_boundary
 from bqrepo.backfill.mapping import TableMapping
-from bqrepo.backfill.reader import SourceReader
+from bqrepo.backfill.reader import SourceReader, prefetched
 from bqrepo.backfill.verify import SourceTally, VerificationReport, verify
 from bqrepo.errors import InvalidArgumentError, TransientError
 from bqrepo.json_encoding import rejection_line
@@ -277,7 +277,7 @@ def run_backfill(
     )
     written = rejected = reconciled = writes = 0
     # The rows validated for writing are folded for the verification as they pass.
-    tally = SourceTally(mapping) if verify_after else None
+    tally = SourceTally(mapping, destination) if verify_after else None
     for position, chunk in enumerate(todo):
         if pause and position:
             time.sleep(pause)
@@ -304,7 +304,8 @@ def run_backfill(
 
         # Records are validated VALIDATE_BATCH at a time and dropped: memory holds
         # the validated rows of one write, not also the records they came from.
-        for records in _batches(reader.iter_records(chunk.start, chunk.end), min(VALIDATE_BATCH, rows_per_write)):
+        batches = _batches(reader.iter_records(chunk.start, chunk.end), min(VALIDATE_BATCH, rows_per_write))
+        for records in prefetched(batches):
             chunk_records += len(records)
             validation = validate_rows(target_row_type, records)
             if tally is not None:
@@ -352,5 +353,7 @@ def run_backfill(
     if verify_after and chunk_list:
         progress.verifying()
         outcome.verification = verify(reader, destination, mapping, chunk_list, tally=tally)
+    if tally is not None:
+        tally.close()
     outcome.seconds = time.monotonic() - begun
     return outcome

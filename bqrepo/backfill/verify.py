@@ -8,6 +8,10 @@ the same row types as the back-fill), is rendered canonically (UTC ISO
 timestamps, ``repr`` of floats, JSON with sorted keys), and a day's rows
 are folded by :class:`bqrepo.checksum.Checksum`: the count, XOR and sums of
 slices of each row's SHA-256 that the partition rebuild computes in SQL.
+For a DuckDB destination both sides fold in DuckDB instead
+(:mod:`bqrepo.backfill.sql_fold`: the same engine and statement on both
+sides, so the text agrees by construction, several times faster); the
+Python fold remains for BigQuery.
 The fold does not depend on row order, and a changed value, a missing row or
 a duplicated one all change it. (The rebuild's SQL form cannot serve here:
 it hashes ``TO_JSON_STRING(row)``, which PostgreSQL does not have and whose
@@ -32,6 +36,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,7 +47,8 @@ from sqlalchemy.ext.compiler import compiles
 
 from bqrepo.backfill.chunks import Bound, Chunk, covered, merge
 from bqrepo.backfill.mapping import TableMapping
-from bqrepo.backfill.reader import SourceReader
+from bqrepo.backfill.reader import SourceReader, prefetched
+from bqrepo.backfill.sql_fold import DayFold, SourceFolder, day_folds, fold_statement, folds_in_sql
 from bqrepo.checksum import Checksum
 from bqrepo.rows import ValidationReport, row_type, validate_rows
 
@@ -234,7 +240,7 @@ class _Fold:
     does not grow with the table.
     """
 
-    def __init__(self, mapping: TableMapping) -> None:
+    def __init__(self, mapping: TableMapping, *, in_sql: bool = False) -> None:
         target = mapping.target
         # Unmapped columns hold the row types' defaults (created_at or ingested_at =
         # the time of writing), which differ between the write and this check.
@@ -244,6 +250,27 @@ class _Fold:
         formatters = {str(c.name): _formatter(c, json_text=False) for c in target.c}
         self._source_formatters = [formatters[name] for name in self.columns]
         self.days: dict[dt.date, DayCheck] = {}
+        # DuckDB destinations: the source side folds in DuckDB too (see sql_fold).
+        self.in_sql = in_sql
+        self._folder = (
+            SourceFolder([target.c[name] for name in self.columns], target.c[self.partition]) if in_sql else None
+        )
+
+        self._pending: list[Future[list[DayFold]]] = []
+
+    def settle(self, keep: int = 0) -> None:
+        """Merge the SQL folds still running into :attr:`days`, waiting until at most ``keep`` run."""
+        while len(self._pending) > keep:
+            for day, rows, _, xor, sums in self._pending.pop(0).result():
+                check = self.check(day)
+                check.source_rows += rows
+                check.source_checksum.merge(rows, xor, sums)
+
+    def close(self) -> None:
+        """Release the in-memory DuckDB of an SQL fold."""
+        self._pending.clear()
+        if self._folder is not None:
+            self._folder.close()
 
     def check(self, day: dt.date) -> DayCheck:
         found = self.days.get(day)
@@ -255,7 +282,15 @@ class _Fold:
         """Fold one batch of source records and their validation (rejected rows are counted, not summed)."""
         partition = self.partition
         for index in {error.index for error in validation.errors}:
-            self.check(_day(records[index][partition])).rejected_rows += 1
+            check = self.check(_day(records[index][partition]))
+            check.rejected_rows += 1
+            if self._folder is not None:
+                check.source_rows += 1
+        if self._folder is not None:
+            self._pending.append(self._folder.submit(validation.rows))
+            # At most one batch in flight: memory holds one more Arrow table, not a growing queue.
+            self.settle(keep=1)
+            return
         for record in records:
             self.check(_day(record[partition])).source_rows += 1
         texts: dict[dt.date, list[str]] = {}
@@ -269,9 +304,14 @@ class _Fold:
 
     def read_source(self, records: Iterable[dict[str, Any]], batch: int) -> None:
         """Validate and fold ``records`` ``batch`` at a time, as the back-fill validates them."""
-        iterator = iter(records)
-        while chunk := list(islice(iterator, batch)):
+        def batches() -> Iterator[list[dict[str, Any]]]:
+            iterator = iter(records)
+            while chunk := list(islice(iterator, batch)):
+                yield chunk
+
+        for chunk in prefetched(batches()):
             self.add_source(chunk, validate_rows(self.row_type, chunk))
+        self.settle()
 
 
 class SourceTally:
@@ -283,9 +323,18 @@ class SourceTally:
     by :func:`verify`.
     """
 
-    def __init__(self, mapping: TableMapping) -> None:
-        self._fold = _Fold(mapping)
+    def __init__(self, mapping: TableMapping, destination: Engine | None = None) -> None:
+        self._fold = _Fold(mapping, in_sql=destination is not None and folds_in_sql(destination))
         self.chunks: list[Chunk] = []
+
+    @property
+    def in_sql(self) -> bool:
+        """Whether rows are folded in DuckDB (for a DuckDB destination: :mod:`~bqrepo.backfill.sql_fold`)."""
+        return self._fold.in_sql
+
+    def close(self) -> None:
+        """Release what the fold holds; the folded days stay readable."""
+        self._fold.close()
 
     def add(self, records: Sequence[Mapping[str, Any]], validation: ValidationReport) -> None:
         """Fold one validated batch of a chunk being written."""
@@ -297,6 +346,7 @@ class SourceTally:
 
     def days_in(self, window: Chunk) -> Iterator[DayCheck]:
         """Copies of the folded days inside ``window``, their destination side still empty."""
+        self._fold.settle()
         start, end = _day(window.start), _day(window.end)
         for day, check in self._fold.days.items():
             if start <= day < end:
@@ -332,16 +382,39 @@ def verify(
     partition-aligned, so a day lies in one chunk and the two sources never
     share a day.
     """
+    in_sql = folds_in_sql(destination)
+    if tally is not None and tally.in_sql != in_sql:
+        raise ValueError("the tally was folded for another kind of destination")
+    fold = _Fold(mapping, in_sql=in_sql)
+    try:
+        return _verify(reader, destination, mapping, chunk_list, fold, window_days, tally, batch)
+    finally:
+        fold.close()
+
+
+def _verify(
+    reader: SourceReader,
+    destination: Engine,
+    mapping: TableMapping,
+    chunk_list: list[Chunk],
+    fold: _Fold,
+    window_days: int,
+    tally: SourceTally | None,
+    batch: int,
+) -> VerificationReport:
     target = mapping.target
-    fold = _Fold(mapping)
     known = merge(tally.chunks) if tally is not None else []
     partition = target.c[mapping.partition_column]
+    in_range = sa.and_(
+        partition >= sa.bindparam("start", type_=partition.type),
+        partition < sa.bindparam("end", type_=partition.type),
+    )
     # JSON is read as text and parsed here: the BigQuery driver hands back parsed
     # values, DuckDB's text, and sa.JSON would parse BigQuery's a second time.
     by_name = {str(c.name): c for c in target.c}
-    dest_statement = sa.select(*(_selected(by_name[name]) for name in fold.columns)).where(
-        partition >= sa.bindparam("start", type_=partition.type),
-        partition < sa.bindparam("end", type_=partition.type),
+    dest_statement = sa.select(*(_selected(by_name[name]) for name in fold.columns)).where(in_range)
+    fold_destination = fold_statement(
+        target, [by_name[name] for name in fold.columns], partition, distinct_ids=True, where=in_range
     )
     dest_formatters = [_formatter(by_name[name], json_text=True) for name in fold.columns]
     at_partition = fold.columns.index(fold.partition)
@@ -357,6 +430,16 @@ def verify(
             fold.read_source(reader.iter_records(chunk.start, chunk.end), batch)
         if tally is not None:
             fold.days.update((check.day, check) for check in tally.days_in(window))
+        if fold.in_sql:
+            with destination.connect() as connection:
+                found = connection.execute(fold_destination, {"start": window.start, "end": window.end}).all()
+            for day, count, distinct, xor, sums in day_folds(found, distinct_ids=True):
+                check = fold.check(day)
+                check.destination_rows = count
+                check.destination_ids = distinct or 0
+                check.destination_checksum.merge(count, xor, sums)
+            report.days.extend(fold.days[key] for key in sorted(fold.days))
+            continue
         ids: dict[dt.date, set[Any]] = {}
         with destination.connect() as connection:
             result = connection.execution_options(stream_results=True, yield_per=batch).execute(
@@ -381,4 +464,3 @@ def verify(
             fold.days[day].destination_ids = len(id_set)
         report.days.extend(fold.days[key] for key in sorted(fold.days))
     return report
-
