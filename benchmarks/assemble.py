@@ -16,7 +16,7 @@ import platform
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["writes", "backfill", "queries"]
+ORDER = ["summary", "writes", "writes_validate", "writes_ingest", "backfill", "queries", "queries_small"]
 
 
 def machine() -> str:

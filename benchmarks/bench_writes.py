@@ -469,24 +469,23 @@ def _report(text: str, markdown: Path | None) -> int:
 
 #: Where the time goes and what would close the rest (cProfile and stage timings, 2026-11-26).
 ANALYSIS = [
-    "Where (a) goes, per row: validation (one pydantic-core call per batch, the string checks in "
-    "Rust; still 4 Python validator calls per event: the JSON object check, the id (canonical JSON + "
-    "SHA-1), the request-size bound, the timestamp) is about half; the rest is the streaming "
-    "encoding: `to_bigquery_row`, the sorted canonical JSON + SHA-256 of the insertId (its text also "
-    "gives the wire size now, so `json.dumps` no longer runs to measure), and the client's own "
-    "`json.dumps` of each request body. The seed path does one `json.dumps` per row and nothing "
-    "else: no ids, no checks.",
-    "What would close (a): (1) the remaining Python validators in Rust too (the timestamp as a core "
-    "aware-datetime, UTC conversion in one pass; the JSON object's checks); (2) an insertId hashed "
-    "from pydantic-core's `to_json` instead of the sort_keys `JSONEncoder`, which changes insertId "
-    "values (harmless: a one-minute window) but then needs the wire size measured separately, so it "
-    "only pays together with (3) building the insertAll body bytes ourselves instead of "
-    "`insert_rows_json`'s `json.dumps`. Even then ids, insertIds and checks cost more than the "
-    "seed's single `json.dumps`: 1.0x needs the per-row Python work gone entirely.",
-    "Where (c) goes now (profile of a 200k-row ingest, main thread): validation (`bqrepo/rows.py`, "
-    "one pydantic-core call per batch plus its Python validators: `_plainly_json`, "
-    "`_fits_one_request`, `natural_id`, `_json_object`) is about two thirds of the Python time, "
-    "about 13 us/row; reading and parsing the lines (`from_json`, the `Record` per line) about "
+    "Where (a) goes, per row (cProfile, 50,000 events): validation about 35%: the batch's one "
+    "pydantic-core call (about 2.5 us; for a row type without rules no Python validator runs inside "
+    "it) and one finishing pass over the batch (about 2.5 us: UTC conversion, `natural_id` about "
+    "1.5 us, the request-size bound once per 2,000 rows); the streaming encoding about 45%: "
+    "`to_bigquery_row` about 3 us and the insertId's sorted canonical JSON + SHA-256 about 5 us, "
+    "now the largest single item; the client's `json.dumps` of each request body about 15%; the "
+    "collector's catch-up after the batch about 5%. The seed path does one `json.dumps` per row and "
+    "nothing else: no ids, no checks.",
+    "What would close (a): (1) an insertId hashed from pydantic-core's `to_json` of the row instead "
+    "of the sort_keys `JSONEncoder` (insertId values change: harmless, a one-minute window), which "
+    "pays only with (2) the insertAll body bytes built once and sent with their real length instead "
+    "of `insert_rows_json`'s `json.dumps`; (3) a pydantic-core serializer per row type in place of "
+    "`to_bigquery_row`. Estimated together: about 0.8x the seed; 1.0x also needs the id derivation "
+    "in Rust.",
+    "Where (c) goes now (profile of a 200k-row ingest, main thread, measured before the batch "
+    "validation lost its Python validators, which took (b) from about 80k to 120k rows/CPU-s): "
+    "validation (`bqrepo/rows.py`) was about two thirds of the Python time, about 13 us/row; reading and parsing the lines (`from_json`, the `Record` per line) about "
     "3 us/row; process start (imports) about 1.5 CPU-s. The DuckDB write (columnar Arrow, about "
     "2 us/row, and the insert, about 3-5 us/row) runs in a thread behind the validation of the next "
     "batch, on a connection held under a write lease (`ConnectionLease`, `DUCKDB_LEASE` = 1 s): the "
