@@ -494,8 +494,8 @@ ANALYSIS = [
     "costs; it needs validation without per-row Python (the Python validators as core or Arrow "
     "checks, pydantic only for rows that fail them), or the parse + validate work split over "
     "processes (both cores, when the machine has them free).",
-    "The machine is shared with four other benchmark and test runs (load average 5-9 on 2 cores): "
-    "wall-clock figures ((c), (d)) are noisier than CPU-second ones ((a), (b)).",
+    "Wall-clock figures ((c), (d)) move with the machine's load more than CPU-second ones ((a), (b)) "
+    "do; the load average at the end of this run is given next.",
 ]
 
 
@@ -504,7 +504,8 @@ def _met(ok: bool) -> str:
 
 
 def render(figures: list[Figure], notes: list[str], repeat: int, ingest_only: bool = False) -> str:
-    analysis = [note for note in ANALYSIS if note.startswith("Where (c)") or note.startswith("The machine")] if ingest_only else ANALYSIS
+    analysis = [note for note in ANALYSIS if note.startswith("Where (c)") or note.startswith("Wall-clock")] if ingest_only else ANALYSIS
+    analysis = [*analysis, "Load average (1, 5, 15 min) at the end of the run: {:.1f}, {:.1f}, {:.1f}.".format(*os.getloadavg())]
     lines = [
         "## Writes: `bqrepo ingest` (benchmarks/bench_writes.py --only-ingest)" if ingest_only
         else "## Writes (benchmarks/bench_writes.py)",
